@@ -1,0 +1,53 @@
+"""The bus between the edge (HTTP + edge enhancers) and the store.
+
+Every backend has the same small shape, like Litestar's channels backends:
+
+- `publish(envelope)` returns once the envelope is durable by the backend's
+  own standard (memory: committed by the in-process worker; Kafka: acks=all;
+  JetStream: publish ack). It raises `BusUnavailable` when the backend
+  cannot take more (ingest answers 503) and `StoreFailed` when the worker
+  could not store it.
+- `deliveries()` yields `Delivery` batches to the worker; the worker stores
+  them and then calls `ack()` (or `fail(exc)`).
+
+Envelopes carry only anonymous events (stored fields, never the IP or the
+user agent) and drop counts per (site, day, reason).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from collector.events import Hit
+
+
+class BusUnavailable(Exception):
+    """The bus cannot take the event right now; the client should retry later."""
+
+
+class StoreFailed(Exception):
+    """The worker could not store the batch this event was in; nothing of it was stored."""
+
+
+@dataclass
+class Envelope:
+    events: list[Hit] = field(default_factory=list)
+    drops: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (site, day, reason) -> n
+
+
+class Delivery(Protocol):
+    envelopes: list[Envelope]
+    position: dict | None  # bus position to store with the rows (None for memory)
+
+    def ack(self) -> None: ...
+    def fail(self, exc: BaseException) -> None: ...
+
+
+class Bus(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def publish(self, envelope: Envelope) -> None: ...
+    def deliveries(self) -> AsyncIterator[Delivery]: ...
+    def pending(self) -> int: ...

@@ -1,0 +1,39 @@
+"""The enhancer chains: one ordered list per side of the bus, one comment per step.
+
+Edge steps run in the process that took the request, because they need the
+visitor's IP and user agent; `scrub_ip` ends the edge chain so nothing past
+it ever sees either. Stateful steps run in the consumer (the worker), which
+sees every event of a visitor because the bus is keyed by site + visitor.
+"""
+
+from __future__ import annotations
+
+from collector.enhancers.drop_dnt import DropDnt
+from collector.enhancers.put_campaign import PutCampaign
+from collector.enhancers.put_session import PutSession
+from collector.enhancers.put_url import put_url
+from collector.enhancers.put_visitor_id import PutVisitorId
+from collector.enhancers.scrub_ip import scrub_ip
+from collector.pipeline import Chain
+
+
+def edge_chain(settings, salts) -> Chain:
+    return Chain([
+        # hostname + pathname from the page URL; query parameters set aside for put_campaign
+        ("put_url", put_url),
+        # DNT / Sec-GPC under the `drop` policy
+        ("drop_dnt", DropDnt(settings.privacy.dnt_policy)),
+        # utm_* and click ids; every other query parameter dropped unless allow-listed
+        ("put_campaign", PutCampaign(settings.ingest.query_allow)),
+        # keyed hash of (daily salt, site, IP, UA); none under DNT `anonymous`
+        ("put_visitor_id", PutVisitorId(salts, settings.privacy.dnt_policy)),
+        # last: forget the IP, the UA and the raw URLs
+        ("scrub_ip", scrub_ip),
+    ])
+
+
+def consumer_chain(settings) -> Chain:
+    return Chain([
+        # 30-minute sessions per visitor, judged by event time
+        ("put_session", PutSession()),
+    ])

@@ -1,0 +1,41 @@
+"""The cookieless visitor id: a keyed BLAKE2b hash of (site, IP, user agent) under today's salt.
+
+The salt is random, made per day and deleted the day after (see
+collector/salts.py), so an id cannot be recomputed once its salt is gone.
+The id under yesterday's salt travels along as `prev_visitor_id` so that a
+visit running over midnight keeps its session. A server-side sender's user
+key (`visitor`) replaces IP + UA; it is hashed the same way and never kept.
+Hits with DNT/GPC under the `anonymous` policy get no id.
+"""
+
+from __future__ import annotations
+
+import time
+from hashlib import blake2b
+
+from collector.events import Hit
+
+
+def _hash(salt: bytes, material: bytes) -> int:
+    return int.from_bytes(blake2b(material, key=salt, digest_size=8).digest(), "big")
+
+
+class PutVisitorId:
+    def __init__(self, salts, dnt_policy: str = "anonymous", clock=time.time):
+        self.salts = salts  # anything with .pair(day) -> (today's salt, yesterday's salt | None)
+        self.dnt_policy = dnt_policy
+        self.clock = clock
+
+    def __call__(self, hit: Hit) -> str | None:
+        if hit.privacy_signal and self.dnt_policy == "anonymous":
+            hit.visitor_id = None
+            return None
+        if hit.visitor_key is not None:
+            material = f"{hit.site}\x00key\x00{hit.visitor_key}".encode()
+        else:
+            material = f"{hit.site}\x00{hit.ip or ''}\x00{hit.user_agent or ''}".encode()
+        today, yesterday = self.salts.pair(int(self.clock() // 86400))
+        hit.visitor_id = _hash(today, material)
+        if yesterday is not None:
+            hit.prev_visitor_id = _hash(yesterday, material)
+        return None

@@ -1,0 +1,140 @@
+"""The event record: the one definition of what Strana stores.
+
+`FIELDS` is the single source of truth. The Arrow schema, the DuckDB table
+(see migrations/) and the Parquet files all follow it, and a test checks that
+they agree. `Hit` is the in-flight record the pipeline passes from step to
+step: the stored fields plus a few transient ones (the visitor's IP and user
+agent, privacy signals) that the edge steps use and that never leave the
+process that took the request.
+"""
+
+from __future__ import annotations
+
+import msgspec
+import pyarrow as pa
+
+# (name, arrow type, what it holds). Order is the column order on disk.
+FIELDS: list[tuple[str, pa.DataType, str]] = [
+    ("event_id", pa.uuid(), "client-supplied id (idempotency) or one made at ingest"),
+    ("site", pa.string(), "the site's domain, as configured"),
+    ("name", pa.string(), "'pageview', 'engagement' or a custom event name"),
+    ("timestamp", pa.timestamp("us", tz="UTC"), "when it happened (client time for batches, else received_at)"),
+    ("received_at", pa.timestamp("us", tz="UTC"), "when the collector took it"),
+    ("via", pa.string(), "the way in: event, pixel, batch, webhook"),
+    ("hostname", pa.string(), "host of the page URL, lower-case, no www."),
+    ("pathname", pa.string(), "path of the page URL (with #fragment in hash mode)"),
+    ("query", pa.string(), "the allow-listed query parameters that were kept"),
+    ("referrer", pa.string(), "referrer URL without query string; empty for direct/internal"),
+    ("referrer_host", pa.string(), "host of the referrer"),
+    ("source", pa.string(), "classified source: Google, Hacker News, ... or a host"),
+    ("channel", pa.string(), "Direct, Organic Search, Social, Referral, Email, Paid, AI Assistants, ..."),
+    ("utm_source", pa.string(), ""),
+    ("utm_medium", pa.string(), ""),
+    ("utm_campaign", pa.string(), ""),
+    ("utm_term", pa.string(), ""),
+    ("utm_content", pa.string(), ""),
+    ("click_id", pa.string(), "name of the ad click id present (gclid, fbclid, msclkid, ...)"),
+    ("country", pa.string(), "ISO 3166-1 alpha-2"),
+    ("region", pa.string(), "ISO 3166-2 subdivision code"),
+    ("city", pa.string(), "city name (English)"),
+    ("browser", pa.string(), ""),
+    ("browser_version", pa.string(), "major version"),
+    ("os", pa.string(), ""),
+    ("os_version", pa.string(), ""),
+    ("device", pa.string(), "desktop, mobile, tablet, bot, other"),
+    ("visitor_id", pa.uint64(), "keyed hash of (daily salt, site, IP, UA); null when anonymous (DNT/GPC)"),
+    ("session_id", pa.uint64(), "per visitor, ends after 30 minutes of inactivity; null when anonymous"),
+    ("interactive", pa.bool_(), "false for events that must not affect bounce rate"),
+    ("props", pa.map_(pa.string(), pa.string()), "custom properties"),
+    ("revenue_amount", pa.float64(), ""),
+    ("revenue_currency", pa.string(), "ISO 4217"),
+    ("scroll_depth", pa.uint8(), "percent of the page seen, for engagement events"),
+    ("engagement_ms", pa.uint32(), "visible and focused time, for engagement events"),
+]
+
+SCHEMA = pa.schema([pa.field(name, typ) for name, typ, _ in FIELDS])
+FIELD_NAMES: tuple[str, ...] = tuple(name for name, _, _ in FIELDS)
+
+# The closed list of reasons a hit is dropped. Every drop is counted per site,
+# day and reason in the store, and each reason has a test of its own.
+DROP_REASONS: dict[str, str] = {
+    "bot_ua": "the user agent is a known crawler, monitor or scripted client",
+    "headless": "a headless or automated browser",
+    "junk_ua": "empty or nonsensical user agent",
+    "spam_referrer": "the referrer is on the referrer-spam list",
+    "invalid": "the hit could not be understood (bad URL, missing field)",
+    "excluded_path": "the page is on the site's excluded-path list",
+    "excluded_ip": "the visitor's address is on the site's excluded list",
+    "foreign_host": "the page's host is not one of the site's hostnames",
+    "dnt": "Do Not Track / Global Privacy Control, and the site drops such hits",
+    "duplicate": "an event with this event_id was already stored",
+    "unknown_site": "the site is not configured",
+}
+
+
+class Hit(msgspec.Struct, kw_only=True, gc=False):
+    """One event on its way through the pipeline.
+
+    Stored fields carry the names of FIELDS. The transient fields below them
+    are for edge steps only: `to_arrow` and the bus never look at them, and
+    `scrub_ip` clears them before a hit leaves the edge.
+    """
+
+    event_id: bytes | None = None  # 16 bytes (UUID)
+    site: str = ""
+    name: str = "pageview"
+    timestamp: int = 0  # microseconds since the epoch, UTC
+    received_at: int = 0
+    via: str = "event"
+    hostname: str = ""
+    pathname: str = "/"
+    query: str | None = None
+    referrer: str | None = None
+    referrer_host: str | None = None
+    source: str | None = None
+    channel: str | None = None
+    utm_source: str | None = None
+    utm_medium: str | None = None
+    utm_campaign: str | None = None
+    utm_term: str | None = None
+    utm_content: str | None = None
+    click_id: str | None = None
+    country: str | None = None
+    region: str | None = None
+    city: str | None = None
+    browser: str | None = None
+    browser_version: str | None = None
+    os: str | None = None
+    os_version: str | None = None
+    device: str | None = None
+    visitor_id: int | None = None
+    session_id: int | None = None
+    interactive: bool = True
+    props: dict[str, str] | None = None
+    revenue_amount: float | None = None
+    revenue_currency: str | None = None
+    scroll_depth: int | None = None
+    engagement_ms: int | None = None
+
+    # ---- transient: never stored, never published ----
+    url: str = ""  # the page URL as sent; put_url splits it
+    raw_referrer: str = ""  # the referrer URL as sent; put_referrer classifies it
+    hash_mode: bool = False  # Plausible's `h`: keep the #fragment in the path
+    params: dict[str, str] | None = None  # the page URL's query parameters, for put_campaign
+    visitor_key: str | None = None  # a server-side sender's user key: hashed into visitor_id, never kept
+    ip: str | None = None  # the visitor's address: GeoIP and visitor id only
+    user_agent: str | None = None  # the visitor's UA: parsing, bots, visitor id only
+    client_event_id: bool = False  # event_id came from the client: dedupe on it
+    privacy_signal: bool = False  # DNT: 1 or Sec-GPC: 1 was sent
+    prev_visitor_id: int | None = None  # id under yesterday's salt, to bridge midnight
+
+
+def to_arrow(hits: list[Hit]) -> pa.RecordBatch:
+    """Column-wise conversion: one pass per field beats row dicts by ~5x."""
+    columns = []
+    for name, typ, _ in FIELDS:
+        values = [getattr(h, name) for h in hits]
+        if name == "props":
+            values = [list(v.items()) if v else None for v in values]
+        columns.append(pa.array(values, type=typ))
+    return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)

@@ -1,0 +1,41 @@
+"""Prometheus metrics, declared in one place so /metrics documents itself."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+requests_total = Counter("strana_ingest_requests_total", "Ingest requests by route and status",
+                         ["route", "status"], registry=REGISTRY)
+rejected_total = Counter("strana_ingest_rejected_total", "Requests refused as bad input, by route and reason",
+                         ["route", "reason"], registry=REGISTRY)
+accepted_total = Counter("strana_events_accepted_total", "Events accepted (2xx) by way in", ["via"],
+                         registry=REGISTRY)
+dropped_total = Counter("strana_events_dropped_total", "Events dropped by an enhancer, by reason", ["reason"],
+                        registry=REGISTRY)
+stored_total = Counter("strana_events_stored_total", "Events committed to the store", registry=REGISTRY)
+store_failures_total = Counter("strana_store_failures_total", "Group commits that failed", registry=REGISTRY)
+commit_rows = Histogram("strana_commit_batch_rows", "Events per group commit",
+                        buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000), registry=REGISTRY)
+commit_seconds = Histogram("strana_commit_seconds", "Time to commit one group to the store",
+                           buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), registry=REGISTRY)
+pending_events = Gauge("strana_pending_events", "Events waiting for a commit", registry=REGISTRY)
+
+
+class ChainTimes:
+    """Exposes each enhancer step's cumulative time and calls, read at scrape time."""
+
+    def __init__(self, chains):
+        self.chains = chains
+
+    def collect(self):
+        seconds = CounterMetricFamily("strana_enhancer_seconds", "Time spent in each enhancer step", labels=["step"])
+        calls = CounterMetricFamily("strana_enhancer_hits", "Hits seen by each enhancer step", labels=["step"])
+        for chain in self.chains:
+            for name in chain.names:
+                seconds.add_metric([name], chain.seconds[name])
+                calls.add_metric([name], chain.calls[name])
+        yield seconds
+        yield calls

@@ -1,0 +1,76 @@
+"""Daily random salts for visitor ids: made when a day starts, deleted the day after.
+
+Salts live in the store (never in config) so every process that writes ids
+reads the same ones. `pair(day)` is on the hot path and answers from memory;
+it goes to the store only when the day changes. `rotate()` is the scheduled
+job: it makes today's salt and deletes everything older than yesterday's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import threading
+from typing import Protocol
+
+EPOCH = dt.date(1970, 1, 1)
+
+
+def day_date(day: int) -> dt.date:
+    return EPOCH + dt.timedelta(days=day)
+
+
+class SaltStore(Protocol):
+    def load(self) -> dict[dt.date, bytes]: ...
+    def create(self, day: dt.date, salt: bytes) -> None: ...  # keeps an existing one
+    def delete_before(self, day: dt.date) -> int: ...
+
+
+class DuckDBSaltStore:
+    def __init__(self, con):
+        self.con = con
+        self.lock = threading.Lock()
+
+    def load(self) -> dict[dt.date, bytes]:
+        with self.lock:
+            return {day: bytes(salt) for day, salt in self.con.execute("SELECT day, salt FROM salts").fetchall()}
+
+    def create(self, day: dt.date, salt: bytes) -> None:
+        with self.lock:
+            self.con.execute("INSERT INTO salts VALUES (?, ?) ON CONFLICT (day) DO NOTHING", [day, salt])
+
+    def delete_before(self, day: dt.date) -> int:
+        with self.lock:
+            return self.con.execute("DELETE FROM salts WHERE day < ?", [day]).fetchone()[0]
+
+
+class SaltKeeper:
+    def __init__(self, store: SaltStore):
+        self.store = store
+        self._day: int | None = None
+        self._pair: tuple[bytes, bytes | None] = (b"", None)
+        self._lock = threading.Lock()
+
+    def pair(self, day: int) -> tuple[bytes, bytes | None]:
+        if day != self._day:
+            self._refresh(day)
+        return self._pair
+
+    def _refresh(self, day: int) -> None:
+        with self._lock:
+            if day == self._day:
+                return
+            today = day_date(day)
+            salts = self.store.load()
+            if today not in salts:
+                self.store.create(today, secrets.token_bytes(32))
+                salts = self.store.load()  # another process may have won the race: use its salt
+            self._pair = (salts[today], salts.get(today - dt.timedelta(days=1)))
+            self._day = day
+
+    def rotate(self, day: int) -> int:
+        """Make today's salt, delete those before yesterday; returns how many were deleted."""
+        self._refresh(day)
+        deleted = self.store.delete_before(day_date(day) - dt.timedelta(days=1))
+        self._day = None  # re-read on next use
+        return deleted

@@ -1,0 +1,181 @@
+"""Typed settings: defaults, then `strana.toml`, then STRANA_SECTION__KEY variables.
+
+Every setting is declared once in `SETTINGS` with its default and a line of
+help; the README's configuration table is checked against it by a test. With no
+file and no variables the defaults run `strana serve` as-is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# (section, key, default, help)
+SETTINGS: list[tuple[str, str, Any, str]] = [
+    ("server", "host", "127.0.0.1", "address to listen on"),
+    ("server", "port", 8000, "port to listen on"),
+    ("server", "data_dir", "./data", "folder for the DuckDB file and other state"),
+    ("server", "role", "all", "all (embedded: ingest + store + dashboard) or ingest (publish to the bus only)"),
+    ("server", "trusted_proxies", [], "addresses/CIDRs whose X-Forwarded-For / Forwarded headers are believed"),
+    ("server", "log_level", "info", "debug, info, warning, error"),
+    ("ingest", "max_body_bytes", 65536, "largest body accepted by /api/event"),
+    ("ingest", "max_batch_bytes", 1048576, "largest (decompressed) body accepted by /api/v1/batch"),
+    ("ingest", "max_batch_events", 500, "most events in one /api/v1/batch request"),
+    ("ingest", "max_past_days", 7, "oldest client timestamp accepted, in days before now"),
+    ("ingest", "max_future_seconds", 300, "how far in the future a client timestamp may be"),
+    ("ingest", "max_props", 30, "most custom properties on one event"),
+    ("ingest", "max_prop_key_length", 300, "longest property name"),
+    ("ingest", "max_prop_value_length", 2000, "longest property value"),
+    ("ingest", "max_url_length", 2048, "longest page or referrer URL"),
+    ("ingest", "max_name_length", 120, "longest event name"),
+    ("ingest", "sites", [], "if set, only these site domains are accepted; others get 400"),
+    ("ingest", "query_allow", [], "query parameters kept in stored URLs besides campaign keys (e.g. ['q', 'page'])"),
+    ("ingest", "commit_rows", 2000, "group commit: flush when this many events are waiting"),
+    ("ingest", "commit_interval_ms", 20, "group commit: flush at least this often while events wait"),
+    ("ingest", "max_pending_events", 50000, "events waiting for a commit before ingest answers 503"),
+    ("privacy", "dnt_policy", "anonymous", "DNT / Sec-GPC: ignore, anonymous (counted, no visitor id) or drop"),
+    ("geoip", "database", "", "path to a MaxMind-format City .mmdb; empty: the bundled GeoLite2 file if installed"),
+    ("bus", "kind", "memory", "memory (embedded) | kafka | nats"),
+    ("sink", "kind", "duckdb", "duckdb | parquet"),
+]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Read-only view: `settings.server.port`, `settings.get('ingest', 'sites')`."""
+
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    source: str = "defaults"
+
+    def get(self, section: str, key: str) -> Any:
+        return self.values[section][key]
+
+    def __getattr__(self, section: str) -> Any:
+        try:
+            return _Section(self.values[section])
+        except KeyError:
+            raise AttributeError(section) from None
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.values["server"]["data_dir"])
+
+
+class _Section:
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict[str, Any]):
+        self._values = values
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+class SettingsError(ValueError):
+    """A setting has a value of the wrong kind; the message names it."""
+
+
+def _coerce(section: str, key: str, default: Any, value: Any, origin: str) -> Any:
+    where = f"{origin}: [{section}] {key}"
+    if isinstance(default, bool):
+        if isinstance(value, str):
+            low = value.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off", ""):
+                return False
+        if isinstance(value, bool):
+            return value
+        raise SettingsError(f"{where} must be true or false, got {value!r}")
+    if isinstance(default, int):
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{where} must be a whole number, got {value!r}") from None
+    if isinstance(default, float):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{where} must be a number, got {value!r}") from None
+    if isinstance(default, list):
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError:
+                    raise SettingsError(f"{where} is not a JSON list: {value!r}") from None
+            else:
+                value = [part.strip() for part in text.split(",") if part.strip()]
+        if not isinstance(value, list):
+            raise SettingsError(f"{where} must be a list, got {value!r}")
+        return value
+    if isinstance(value, dict):
+        return value
+    return str(value)
+
+
+def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Defaults < TOML file < environment. `path` None: $STRANA_CONFIG or ./strana.toml if present."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, dict[str, Any]] = {}
+    for section, key, default, _ in SETTINGS:
+        values.setdefault(section, {})[key] = default
+    defaults = {(s, k): d for s, k, d, _ in SETTINGS}
+
+    source = "defaults"
+    if path is None:
+        path = environ.get("STRANA_CONFIG") or ("strana.toml" if Path("strana.toml").exists() else None)
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text())
+        except FileNotFoundError:
+            raise SettingsError(f"config file {p} does not exist (set STRANA_CONFIG or pass --config)") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{p} is not valid TOML: {exc}") from None
+        source = str(p)
+        for section, table in data.items():
+            if not isinstance(table, dict):
+                raise SettingsError(f"{p}: [{section}] must be a table")
+            for key, value in table.items():
+                if (section, key) not in defaults:
+                    # Extra sections (sites, webhooks, ...) are kept as-is for the parts that read them.
+                    values.setdefault(section, {})[key] = value
+                    continue
+                values[section][key] = _coerce(section, key, defaults[section, key], value, str(p))
+
+    for name, value in environ.items():
+        if not name.startswith("STRANA_") or "__" not in name:
+            continue
+        section, _, key = name[len("STRANA_"):].lower().partition("__")
+        if (section, key) in defaults:
+            values[section][key] = _coerce(section, key, defaults[section, key], value, name)
+            if source == "defaults":
+                source = "environment"
+    _validate(values)
+    return Settings(values=values, source=source)
+
+
+def _validate(values: dict[str, dict[str, Any]]) -> None:
+    choices = {
+        ("server", "role"): ("all", "ingest"),
+        ("privacy", "dnt_policy"): ("ignore", "anonymous", "drop"),
+        ("bus", "kind"): ("memory", "kafka", "nats"),
+        ("sink", "kind"): ("duckdb", "parquet"),
+    }
+    for (section, key), allowed in choices.items():
+        if values[section][key] not in allowed:
+            raise SettingsError(f"[{section}] {key} must be one of {', '.join(allowed)}, got {values[section][key]!r}")
+    for section, key in (("server", "port"), ("ingest", "commit_rows"), ("ingest", "max_batch_events")):
+        if values[section][key] <= 0:
+            raise SettingsError(f"[{section}] {key} must be positive")

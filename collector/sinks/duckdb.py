@@ -1,0 +1,78 @@
+"""The embedded store: one DuckDB file that holds events, drop counts, salts and bus positions.
+
+One process owns the file (DuckDB allows one writer and then no other
+process may open it). `write` is called from one dedicated thread and commits
+events, drop counts and the bus position together, so a batch is stored
+whole or not at all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from collector import migrate
+
+
+class DuckDBSink:
+    def __init__(self, path: str | Path, *, read_only: bool = False):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.con = duckdb.connect(str(self.path), read_only=read_only)
+        if not read_only:
+            migrate.apply(self.con)
+
+    def reader(self) -> duckdb.DuckDBPyConnection:
+        """A connection for queries from another thread of this process."""
+        return self.con.cursor()
+
+    def write(self, events: pa.RecordBatch | None, drops: dict[tuple[str, str, str], int],
+              position: dict[tuple[str, int], int] | None = None) -> None:
+        con = self.con
+        con.execute("BEGIN")
+        try:
+            if events is not None and events.num_rows:
+                con.register("_incoming", events)
+                try:
+                    con.execute("INSERT INTO events SELECT * FROM _incoming")
+                finally:
+                    con.unregister("_incoming")
+            if drops:
+                con.executemany(
+                    "INSERT INTO drops VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (site, day, reason) DO UPDATE SET n = drops.n + excluded.n",
+                    [[site, day, reason, n] for (site, day, reason), n in drops.items()],
+                )
+            if position:
+                con.executemany(
+                    "INSERT INTO bus_positions VALUES (?, ?, ?) "
+                    "ON CONFLICT (stream, part) DO UPDATE SET next_offset = excluded.next_offset",
+                    [[stream, part, offset] for (stream, part), offset in position.items()],
+                )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def recent_client_ids(self, hours: int = 24, limit: int = 500_000) -> list[bytes]:
+        rows = self.con.execute(
+            "SELECT event_id FROM events WHERE received_at > now() - to_hours(?) "
+            "ORDER BY received_at DESC LIMIT ?", [hours, limit]
+        ).fetchall()
+        return [r[0].bytes for r in rows]
+
+    def recent_sessions(self, minutes: int = 30) -> list[tuple[int, int, int]]:
+        """(visitor_id, session_id, last timestamp in µs) of visitors seen in the last minutes."""
+        return self.con.execute(
+            "SELECT visitor_id, arg_max(session_id, timestamp), epoch_us(max(timestamp)) FROM events "
+            "WHERE timestamp > now() - to_minutes(?) AND visitor_id IS NOT NULL GROUP BY visitor_id",
+            [minutes],
+        ).fetchall()
+
+    def close(self) -> None:
+        try:
+            self.con.execute("CHECKPOINT")
+        finally:
+            self.con.close()

@@ -1,0 +1,95 @@
+"""POST /api/v1/batch: many events at once, for the SDK and server-side senders.
+
+`{"events": [...]}`, each in the /api/event format plus optional `event_id`
+(idempotency: the same id is stored once), `timestamp` (ISO 8601, not older
+than [ingest] max_past_days nor in the future), and the visitor's `ip`,
+`user_agent` or `visitor` key, which the edge uses and never stores. The
+body may be gzip-compressed. Validation is all or nothing: one bad event
+and the answer is 422 listing every bad event by index, and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+
+from collector import metrics
+from collector.bus import BusUnavailable, StoreFailed
+from collector.sources.http import CORS, PREFLIGHT, BadRequest, Request, client_address, respond
+from collector.sources.plausible import hits_from_payload
+
+ROUTE = "/api/v1/batch"
+
+
+class BatchSource:
+    def __init__(self, edge, limits, max_body: int, max_events: int, trusted: list):
+        self.edge = edge
+        self.limits = limits
+        self.max_body = max_body
+        self.max_events = max_events
+        self.trusted = trusted
+
+    def _parse(self, body: bytes, now_us: int) -> tuple[list, list[int]]:
+        try:
+            payload = msgspec.json.decode(body)
+        except msgspec.DecodeError:
+            raise BadRequest(400, "body is not valid JSON: send {\"events\": [...]}", reason="bad_json") from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
+            raise BadRequest(422, "must be a list of events: send {\"events\": [...]}", "events")
+        items = payload["events"]
+        if not items:
+            raise BadRequest(422, "is empty: send at least one event", "events")
+        if len(items) > self.max_events:
+            raise BadRequest(413, f"at most {self.max_events} events per batch, got {len(items)}", "events",
+                             reason="too_many")
+        hits, owners, errors = [], [], []
+        for index, item in enumerate(items):
+            try:
+                made = hits_from_payload(item, self.limits, now_us=now_us, via="batch", server_fields=True,
+                                         prefix=f"events[{index}].")
+            except BadRequest as exc:
+                errors.append({"index": index, "field": exc.field, "message": exc.message})
+                continue
+            hits.extend(made)
+            owners.extend([index] * len(made))
+        if errors:
+            first = errors[0]
+            exc = BadRequest(422, f"{len(errors)} of {len(items)} events are invalid; nothing was stored. "
+                                  f"First: {first['field']}: {first['message']}")
+            exc.details = errors
+            raise exc
+        return hits, owners
+
+    async def __call__(self, scope, receive, send) -> None:
+        request = Request(scope, receive)
+        if request.method == "OPTIONS":
+            allow = request.header(b"access-control-request-headers") or "content-type"
+            return await respond(send, 204, headers=PREFLIGHT + [(b"access-control-allow-headers", allow.encode())])
+        if request.method != "POST":
+            return await respond(send, 405, b'{"error": "use POST"}', CORS + [(b"allow", b"POST, OPTIONS")])
+        try:
+            body = await request.decoded_body(self.max_body)
+            hits, owners = self._parse(body, time.time_ns() // 1000)
+        except BadRequest as exc:
+            metrics.rejected_total.labels(ROUTE, exc.reason).inc()
+            metrics.requests_total.labels(ROUTE, exc.status).inc()
+            out = msgspec.json.decode(exc.body())
+            if getattr(exc, "details", None):
+                out["errors"] = exc.details
+            return await respond(send, exc.status, msgspec.json.encode(out), CORS)
+        sender_ip = client_address(request, self.trusted)
+        for hit in hits:
+            if hit.ip is None and hit.user_agent is None and hit.visitor_key is None:
+                hit.ip = sender_ip  # Plausible's rule: no visitor given, the sender's address stands in
+        index_of = {id(hit): owner for hit, owner in zip(hits, owners, strict=True)}
+        try:
+            outcome = await self.edge.accept(hits)
+        except (BusUnavailable, StoreFailed) as exc:
+            metrics.requests_total.labels(ROUTE, 503).inc()
+            body = msgspec.json.encode({"error": f"nothing stored, try again: {exc}"})
+            return await respond(send, 503, body, CORS + [(b"retry-after", b"1")])
+        ignored = [{"index": index_of[id(hit)], "reason": reason} for hit, reason in outcome.dropped]
+        metrics.requests_total.labels(ROUTE, 202).inc()
+        body = msgspec.json.encode({"accepted": len(outcome.kept), "ignored": ignored})
+        await respond(send, 202, body, CORS)

@@ -1,0 +1,64 @@
+"""POST /api/event: Plausible's Events API, one event per request (the JS tracker's path).
+
+Like Plausible, the body is read as JSON whatever the content type (trackers
+send text/plain to skip the CORS preflight) and the answer is 202 `ok`.
+An ignored hit still gets 202, with `X-Strana-Ignored: <reason>`.
+"""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+
+from collector import metrics
+from collector.bus import BusUnavailable, StoreFailed
+from collector.sources.http import CORS, PREFLIGHT, BadRequest, Request, client_address, respond
+from collector.sources.plausible import hits_from_payload
+
+ROUTE = "/api/event"
+
+
+class EventSource:
+    def __init__(self, edge, limits, max_body: int, trusted: list):
+        self.edge = edge
+        self.limits = limits
+        self.max_body = max_body
+        self.trusted = trusted
+
+    async def __call__(self, scope, receive, send) -> None:
+        request = Request(scope, receive)
+        method = request.method
+        if method == "OPTIONS":
+            allow = request.header(b"access-control-request-headers") or "content-type"
+            return await respond(send, 204, headers=PREFLIGHT + [(b"access-control-allow-headers", allow.encode())])
+        if method != "POST":
+            return await respond(send, 405, b'{"error": "use POST"}', CORS + [(b"allow", b"POST, OPTIONS")])
+        try:
+            body = await request.decoded_body(self.max_body)
+            try:
+                payload = msgspec.json.decode(body)
+            except msgspec.DecodeError:
+                raise BadRequest(400, "body is not valid JSON (send a Plausible Events API object)",
+                                 reason="bad_json") from None
+            hits = hits_from_payload(payload, self.limits, now_us=time.time_ns() // 1000, via="event")
+        except BadRequest as exc:
+            metrics.rejected_total.labels(ROUTE, exc.reason).inc()
+            metrics.requests_total.labels(ROUTE, exc.status).inc()
+            return await respond(send, exc.status, exc.body(), CORS)
+        ip = client_address(request, self.trusted)
+        ua = request.header(b"user-agent")
+        signal = request.header(b"dnt") == "1" or request.header(b"sec-gpc") == "1"
+        for hit in hits:
+            hit.ip, hit.user_agent, hit.privacy_signal = ip, ua, signal
+        try:
+            outcome = await self.edge.accept(hits)
+        except (BusUnavailable, StoreFailed) as exc:
+            metrics.requests_total.labels(ROUTE, 503).inc()
+            body = msgspec.json.encode({"error": f"not stored, try again: {exc}"})
+            return await respond(send, 503, body, CORS + [(b"retry-after", b"1")])
+        headers = list(CORS)
+        if outcome.dropped and not outcome.kept:
+            headers.append((b"x-strana-ignored", outcome.dropped[0][1].encode()))
+        metrics.requests_total.labels(ROUTE, 202).inc()
+        await respond(send, 202, b"ok", headers, content_type=b"text/plain; charset=utf-8")

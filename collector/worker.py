@@ -1,0 +1,101 @@
+"""The consumer: takes deliveries off the bus, runs the stateful steps, stores, then acks.
+
+Events whose client-supplied `event_id` was already stored are dropped as
+`duplicate` (ids of the last day are remembered, and reloaded from the store
+at start). Ids are remembered only after the commit succeeded, so a failed
+commit never turns a retry into a "duplicate".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from collector import metrics
+from collector.bus import StoreFailed
+from collector.events import to_arrow
+from collector.pipeline import Chain
+
+log = logging.getLogger("strana.worker")
+
+
+class RecentIds:
+    """A bounded set of recently stored client event ids (insertion-ordered, oldest evicted first)."""
+
+    def __init__(self, limit: int = 1_000_000):
+        self.limit = limit
+        self.ids: dict[bytes, None] = {}
+
+    def __contains__(self, event_id: bytes) -> bool:
+        return event_id in self.ids
+
+    def add_all(self, ids) -> None:
+        for event_id in ids:
+            self.ids[event_id] = None
+        if len(self.ids) > self.limit:
+            oldest = iter(self.ids)
+            for old in [next(oldest) for _ in range(len(self.ids) - self.limit)]:
+                del self.ids[old]
+
+
+class Worker:
+    def __init__(self, bus, chain: Chain, sink):
+        self.bus = bus
+        self.chain = chain
+        self.sink = sink
+        self.recent = RecentIds()
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="strana-sink")
+        self.stored = 0
+
+    def warm_up(self) -> None:
+        """Reload what survives a restart: recent client ids and active sessions."""
+        self.recent.add_all(reversed(self.sink.recent_client_ids()))
+        for _, step in self.chain.steps:
+            if hasattr(step, "seed"):
+                step.seed(self.sink.recent_sessions())
+
+    async def run(self) -> None:
+        async for delivery in self.bus.deliveries():
+            await self.store(delivery)
+
+    async def store(self, delivery) -> None:
+        events, drops, fresh = [], {}, []
+        seen_now: set[bytes] = set()
+        for envelope in delivery.envelopes:
+            for key, n in envelope.drops.items():
+                drops[key] = drops.get(key, 0) + n
+            for hit in envelope.events:
+                if hit.client_event_id:
+                    if hit.event_id in self.recent or hit.event_id in seen_now:
+                        key = (hit.site, dt.datetime.fromtimestamp(hit.timestamp / 1e6, dt.UTC).date().isoformat(),
+                               "duplicate")
+                        drops[key] = drops.get(key, 0) + 1
+                        metrics.dropped_total.labels("duplicate").inc()
+                        continue
+                    seen_now.add(hit.event_id)
+                    fresh.append(hit.event_id)
+                events.append(hit)
+        events.sort(key=lambda h: h.timestamp)
+        kept = self.chain.run(events).kept
+        batch = to_arrow(kept) if kept else None
+        started = time.perf_counter()
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                self.executor, self.sink.write, batch, drops, delivery.position)
+        except Exception as exc:  # the whole group failed: every request in it gets a 503
+            metrics.store_failures_total.inc()
+            log.error("store failed for %d events: %s", len(kept), exc)
+            delivery.fail(StoreFailed(str(exc)))
+            return
+        metrics.commit_seconds.observe(time.perf_counter() - started)
+        metrics.commit_rows.observe(len(kept))
+        metrics.stored_total.inc(len(kept))
+        self.stored += len(kept)
+        self.recent.add_all(fresh)
+        delivery.ack()
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)

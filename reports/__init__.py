@@ -1,0 +1,1 @@
+"""Reporting: reads the store, knows nothing of ingest."""

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs from the project's own files, then runs it.
+# Usage: bash scripts/test.sh [pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check uv
+UV=".venv/bin/uv pip install -q --python .venv/bin/python"
+$UV -e '.[dev]'
+if [ -f trackers/python/pyproject.toml ]; then
+  $UV -e trackers/python
+fi
+
+# Headless Chromium for the browser tests (Debian's package; Playwright never downloads one).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "chromium is missing: run 'sudo apt-get install -y chromium' (browser tests will be skipped)" >&2
+  fi
+fi
+
+# The JS tracker's build tool, pinned by its lockfile.
+if [ -f trackers/js/package-lock.json ]; then
+  (cd trackers/js && npm ci --silent --no-audit --no-fund)
+fi
+
+exec .venv/bin/python -m pytest "$@"
