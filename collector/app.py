@@ -32,6 +32,7 @@ from collector.sources.event import EventSource
 from collector.sources.http import parse_networks
 from collector.sources.pixel import PixelSource
 from collector.sources.plausible import Limits
+from collector.static_js import TrackerFiles, load_tracker_files
 from collector.worker import Worker
 from reports.aggregate import aggregate
 
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FrontDoor:
         "/api/event": EventSource(runtime.edge, limits, ing.max_body_bytes, trusted),
         "/p.gif": PixelSource(runtime.edge, limits, trusted),
         "/api/v1/batch": BatchSource(runtime.edge, limits, ing.max_batch_bytes, ing.max_batch_events, trusted),
+        **TrackerFiles(load_tracker_files()).routes(),
     }
     app = FrontDoor(routes, web)
     app.runtime = runtime
