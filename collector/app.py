@@ -34,7 +34,7 @@ from collector.sources.pixel import PixelSource
 from collector.sources.plausible import Limits
 from collector.static_js import TrackerFiles, load_tracker_files
 from collector.worker import Worker
-from reports.aggregate import aggregate
+from reports.api import ROUTES as REPORT_ROUTES
 
 log = logging.getLogger("strana")
 
@@ -123,10 +123,11 @@ def create_app(settings: Settings | None = None) -> FrontDoor:
             await runtime.stop()
 
     web = Litestar(
-        route_handlers=[healthz, prometheus, aggregate],
+        route_handlers=[healthz, prometheus, *REPORT_ROUTES],
         dependencies={
             "runtime": Provide(lambda: runtime, sync_to_thread=False),
             "connect": Provide(lambda: runtime.connect, sync_to_thread=False),
+            "settings": Provide(lambda: settings, sync_to_thread=False),
         },
         lifespan=[lifespan],
     )
