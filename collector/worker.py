@@ -59,20 +59,53 @@ class Worker:
 
     async def run(self) -> None:
         async for delivery in self.bus.deliveries():
-            await self.store(delivery)
+            try:
+                await self.store(delivery)
+            except Exception as exc:  # never let the worker die: fail the delivery, keep consuming
+                log.exception("unexpected error while storing")
+                self._failed(delivery, exc)
 
     async def store(self, delivery) -> None:
+        """Store a delivery in one transaction; if that fails, each envelope alone, so one bad request
+        cannot fail the others that joined its group commit."""
+        try:
+            await self._commit(delivery.envelopes, delivery.position)
+        except Exception as exc:
+            if len(delivery.envelopes) == 1 or delivery.position is not None:
+                self._failed(delivery, exc)
+                return
+            log.warning("group commit of %d requests failed (%s); storing them one by one",
+                        len(delivery.envelopes), exc)
+            for envelope, fut in zip(delivery.envelopes, delivery.futures, strict=True):
+                try:
+                    await self._commit([envelope], None)
+                except Exception as one_exc:
+                    if not fut.done():
+                        fut.set_exception(StoreFailed(str(one_exc)))
+                    metrics.store_failures_total.inc()
+                    log.error("store failed for a request of %d events: %s", len(envelope.events), one_exc)
+                else:
+                    if not fut.done():
+                        fut.set_result(None)
+            return
+        delivery.ack()
+
+    def _failed(self, delivery, exc: BaseException) -> None:
+        metrics.store_failures_total.inc()
+        log.error("store failed: %s", exc)
+        delivery.fail(StoreFailed(str(exc)))
+
+    async def _commit(self, envelopes, position) -> None:
         events, drops, fresh = [], {}, []
         seen_now: set[bytes] = set()
-        for envelope in delivery.envelopes:
+        for envelope in envelopes:
             for key, n in envelope.drops.items():
                 drops[key] = drops.get(key, 0) + n
             for hit in envelope.events:
                 if hit.client_event_id:
                     if hit.event_id in self.recent or hit.event_id in seen_now:
-                        key = (hit.site, dt.datetime.fromtimestamp(hit.timestamp / 1e6, dt.UTC).date().isoformat(),
-                               "duplicate")
-                        drops[key] = drops.get(key, 0) + 1
+                        day = dt.datetime.fromtimestamp(hit.timestamp / 1e6, dt.UTC).date().isoformat()
+                        drops[(hit.site, day, "duplicate")] = drops.get((hit.site, day, "duplicate"), 0) + 1
                         metrics.dropped_total.labels("duplicate").inc()
                         continue
                     seen_now.add(hit.event_id)
@@ -82,20 +115,12 @@ class Worker:
         kept = self.chain.run(events).kept
         batch = to_arrow(kept) if kept else None
         started = time.perf_counter()
-        try:
-            await asyncio.get_running_loop().run_in_executor(
-                self.executor, self.sink.write, batch, drops, delivery.position)
-        except Exception as exc:  # the whole group failed: every request in it gets a 503
-            metrics.store_failures_total.inc()
-            log.error("store failed for %d events: %s", len(kept), exc)
-            delivery.fail(StoreFailed(str(exc)))
-            return
+        await asyncio.get_running_loop().run_in_executor(self.executor, self.sink.write, batch, drops, position)
         metrics.commit_seconds.observe(time.perf_counter() - started)
         metrics.commit_rows.observe(len(kept))
         metrics.stored_total.inc(len(kept))
         self.stored += len(kept)
         self.recent.add_all(fresh)
-        delivery.ack()
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)

@@ -16,7 +16,7 @@ import msgspec
 
 from collector import metrics
 from collector.bus import BusUnavailable, StoreFailed
-from collector.sources.http import CORS, PREFLIGHT, BadRequest, Request, client_address, respond
+from collector.sources.http import CORS, PREFLIGHT, BadRequest, Request, client_address, decode_json, respond
 from collector.sources.plausible import hits_from_payload
 
 ROUTE = "/api/v1/batch"
@@ -31,10 +31,7 @@ class BatchSource:
         self.trusted = trusted
 
     def _parse(self, body: bytes, now_us: int) -> tuple[list, list[int]]:
-        try:
-            payload = msgspec.json.decode(body)
-        except msgspec.DecodeError:
-            raise BadRequest(400, "body is not valid JSON: send {\"events\": [...]}", reason="bad_json") from None
+        payload = decode_json(body, 'send {"events": [...]}')
         if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
             raise BadRequest(422, "must be a list of events: send {\"events\": [...]}", "events")
         items = payload["events"]

@@ -13,7 +13,7 @@ import msgspec
 
 from collector import metrics
 from collector.bus import BusUnavailable, StoreFailed
-from collector.sources.http import CORS, PREFLIGHT, BadRequest, Request, client_address, respond
+from collector.sources.http import CORS, PREFLIGHT, BadRequest, Request, client_address, decode_json, respond
 from collector.sources.plausible import hits_from_payload
 
 ROUTE = "/api/event"
@@ -36,11 +36,7 @@ class EventSource:
             return await respond(send, 405, b'{"error": "use POST"}', CORS + [(b"allow", b"POST, OPTIONS")])
         try:
             body = await request.decoded_body(self.max_body)
-            try:
-                payload = msgspec.json.decode(body)
-            except msgspec.DecodeError:
-                raise BadRequest(400, "body is not valid JSON (send a Plausible Events API object)",
-                                 reason="bad_json") from None
+            payload = decode_json(body, "send a Plausible Events API object")
             hits = hits_from_payload(payload, self.limits, now_us=time.time_ns() // 1000, via="event")
         except BadRequest as exc:
             metrics.rejected_total.labels(ROUTE, exc.reason).inc()

@@ -112,6 +112,14 @@ class Request:
         return out
 
 
+def decode_json(body: bytes, hint: str):
+    """The body as JSON, or a 400 that says what to send (`hint`). Invalid UTF-8 is bad JSON too."""
+    try:
+        return msgspec.json.decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError, ValueError):
+        raise BadRequest(400, f"body is not valid JSON ({hint})", reason="bad_json") from None
+
+
 def parse_networks(values) -> list:
     nets = []
     for value in values:

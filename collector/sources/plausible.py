@@ -129,11 +129,12 @@ def parse_url(raw, field: str, limits: Limits) -> str:
     try:
         parts = urlsplit(raw.strip())
         host = parts.hostname
+        parts.port  # noqa: B018 -- raises ValueError on a port out of range
     except ValueError:
         raise BadRequest(422, "must be a valid URL", field) from None
     if parts.scheme.lower() in ("data", "javascript", "blob"):
         raise BadRequest(422, "scheme is not allowed", field)
-    if not parts.scheme or not host:
+    if not parts.scheme or not host or any(c.isspace() or c in "<>\"{}|\\^`\x00" for c in host):
         raise BadRequest(422, "must be an absolute URL like https://example.com/page", field)
     return raw.strip()
 
