@@ -8,10 +8,14 @@ sees every event of a visitor because the bus is keyed by site + visitor.
 
 from __future__ import annotations
 
+from collector.enhancers.drop_bots import DropBots
 from collector.enhancers.drop_dnt import DropDnt
 from collector.enhancers.put_campaign import PutCampaign
+from collector.enhancers.put_geolocation import PutGeolocation
+from collector.enhancers.put_referrer import PutReferrer
 from collector.enhancers.put_session import PutSession
 from collector.enhancers.put_url import put_url
+from collector.enhancers.put_user_agent import PutUserAgent
 from collector.enhancers.put_visitor_id import PutVisitorId
 from collector.enhancers.scrub_ip import scrub_ip
 from collector.pipeline import Chain
@@ -23,8 +27,16 @@ def edge_chain(settings, salts) -> Chain:
         ("put_url", put_url),
         # DNT / Sec-GPC under the `drop` policy
         ("drop_dnt", DropDnt(settings.privacy.dnt_policy)),
+        # crawlers, monitors, scripted clients, headless browsers, junk UAs (not server-side batch events)
+        ("drop_bots", DropBots()),
+        # browser, OS (major versions) and device type from the UA
+        ("put_user_agent", PutUserAgent()),
         # utm_* and click ids; every other query parameter dropped unless allow-listed
         ("put_campaign", PutCampaign(settings.ingest.query_allow)),
+        # referrer without query, source and channel (after put_campaign: utm_source wins); referrer spam dropped
+        ("put_referrer", PutReferrer()),
+        # country, region, city from the IP (needs the IP: before scrub_ip)
+        ("put_geolocation", PutGeolocation(settings.geoip.database)),
         # keyed hash of (daily salt, site, IP, UA); none under DNT `anonymous`
         ("put_visitor_id", PutVisitorId(salts, settings.privacy.dnt_policy)),
         # last: forget the IP, the UA and the raw URLs
