@@ -35,7 +35,8 @@ SETTINGS: list[tuple[str, str, Any, str]] = [
     ("ingest", "sites", [], "if set, only these site domains are accepted; others get 400"),
     ("ingest", "query_allow", [], "query parameters kept in stored URLs besides campaign keys (e.g. ['q', 'page'])"),
     ("ingest", "commit_rows", 2000, "group commit: flush when this many events are waiting"),
-    ("ingest", "commit_interval_ms", 20, "group commit: flush at least this often while events wait"),
+    ("ingest", "commit_interval_ms", 0, "group commit: extra wait for a group to grow (0: commit as soon as the last "
+     "commit is done; groups grow by themselves under load)"),
     ("ingest", "max_pending_events", 50000, "events waiting for a commit before ingest answers 503"),
     ("privacy", "dnt_policy", "anonymous", "DNT / Sec-GPC: ignore, anonymous (counted, no visitor id) or drop"),
     ("geoip", "database", "", "path to a MaxMind-format City .mmdb; empty: the bundled GeoLite2 file if installed"),

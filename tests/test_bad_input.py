@@ -141,7 +141,9 @@ def test_pixel_always_answers_with_the_gif(shared_server):
             r = c.get("/p.gif", params=params)
             assert r.status_code == 200 and r.content.startswith(b"GIF89a")
             assert r.headers["x-strana-ignored"].startswith("invalid")
-        r = c.get("/p.gif", params={"d": "example.com"}, headers={"referer": "https://example.com/from-referer"})
+        r = c.get("/p.gif", params={"d": "example.com"}, headers={
+            "referer": "https://example.com/from-referer",
+            "user-agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0"})
         assert r.status_code == 200 and "x-strana-ignored" not in r.headers
 
 

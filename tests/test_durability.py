@@ -33,7 +33,8 @@ async def _fire(url: str, n: int, concurrency: int, accepted: set, started: thre
                     started.set()
 
     limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+    browser = {"user-agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"}
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits, headers=browser) as client:
         await asyncio.gather(*(one(client) for _ in range(concurrency)))
 
 
@@ -63,7 +64,9 @@ def test_sigterm_mid_stream_keeps_every_accepted_event_once(make_server):
     # A restart on the same data finds everything still there and takes more.
     again = make_server(data_dir=server.data_dir)
     with again.client() as c:
-        assert c.post("/api/event", json={"n": "pageview", "u": "https://example.com/after"}).status_code == 202
+        r = c.post("/api/event", json={"n": "pageview", "u": "https://example.com/after"},
+                   headers={"user-agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"})
+        assert r.status_code == 202 and "x-strana-ignored" not in r.headers
     again.stop()
     with again.db() as db:
         assert db.execute("SELECT count(*) FROM events").fetchone()[0] == len(counts) + 1

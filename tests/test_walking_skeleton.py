@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+
 
 def test_event_pixel_batch_round_trip(server):
     with server.client() as c:
@@ -14,7 +16,8 @@ def test_event_pixel_batch_round_trip(server):
         assert r.status_code == 202 and r.text == "ok"
         assert r.headers["access-control-allow-origin"] == "*"
 
-        r = c.get("/p.gif", params={"d": "example.com", "u": "https://example.com/newsletter"})
+        r = c.get("/p.gif", params={"d": "example.com", "u": "https://example.com/newsletter"},
+                  headers={"user-agent": FIREFOX})
         assert r.status_code == 200 and r.headers["content-type"] == "image/gif"
         assert r.content.startswith(b"GIF89a") and "no-cache" in r.headers["cache-control"]
 
@@ -56,7 +59,7 @@ def test_cors_preflight(server):
 def test_health_and_metrics(server):
     with server.client() as c:
         assert c.get("/healthz").json()["status"] == "ok"
-        c.post("/api/event", json={"n": "pageview", "u": "https://example.com/"})
+        c.post("/api/event", json={"n": "pageview", "u": "https://example.com/"}, headers={"user-agent": FIREFOX})
         c.post("/api/event", content=b"{not json")
         text = c.get("/metrics").text
     assert 'strana_events_accepted_total{via="event"} 1.0' in text

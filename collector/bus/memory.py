@@ -62,8 +62,8 @@ class MemoryBus:
         fut = asyncio.get_running_loop().create_future()
         self._items.append((envelope, fut))
         self._rows += len(envelope.events) + 1
-        if self._rows >= self.commit_rows:
-            self._wakeup.set()
+        if len(self._items) == 1 or self._rows >= self.commit_rows:
+            self._wakeup.set()  # the first waiting event starts the commit interval; a full group ends it
         await fut
 
     async def deliveries(self) -> AsyncIterator[MemoryDelivery]:
@@ -77,7 +77,7 @@ class MemoryBus:
                 except TimeoutError:
                     pass
                 continue
-            if self._rows < self.commit_rows and not self._closed:
+            if self.interval > 0 and self._rows < self.commit_rows and not self._closed:
                 # Let a group gather: wait out the interval unless it fills first.
                 self._wakeup.clear()
                 try:
