@@ -96,25 +96,27 @@ class AsyncClient(BaseClient):
         assert self._wake is not None and self._progress is not None
         queue = self._queue
         while True:
+            if not self._closing:
+                try:  # a full batch, flush() or shutdown() wakes it early
+                    await asyncio.wait_for(self._wake.wait(), self.options.flush_interval)
+                except asyncio.TimeoutError:
+                    pass
             self._wake.clear()
-            left = self._remaining()
-            if left is not None and left <= 0:
-                return
-            items = queue.take(self._batch_size)
-            if items:
+            while True:
+                left = self._remaining()
+                if left is not None and left <= 0:
+                    return
+                items = queue.take(self._batch_size)
+                if not items:
+                    break
                 try:
                     await self._deliver(items)
                 except Exception:  # a bug must not kill the sender: count the batch and carry on
                     log.exception("strana_sdk: could not send a batch of %d events", len(items))
                     queue.settle(failed=len(items))
                 self._progress.set()
-                continue
             if self._closing:
                 return
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.options.flush_interval)
-            except asyncio.TimeoutError:
-                pass
 
     async def flush(self, timeout: float | None = None) -> bool:
         """Send everything queued so far; wait up to `timeout` seconds. True when all of it was dealt with."""

@@ -186,21 +186,23 @@ class Client(BaseClient):
     def _run(self) -> None:
         queue, opts = self._queue, self.options
         while True:
+            if not self._closing:
+                self._wake.wait(opts.flush_interval)  # a full batch, flush() or shutdown() wakes it early
             self._wake.clear()
-            left = self._remaining()
-            if left is not None and left <= 0:
-                return
-            items = queue.take(self._batch_size)
-            if items:
+            while True:
+                left = self._remaining()
+                if left is not None and left <= 0:
+                    return
+                items = queue.take(self._batch_size)
+                if not items:
+                    break
                 try:
                     drive(items, opts, queue, self._transport, self._sleep, self._remaining)
                 except Exception:  # a bug must not kill the sender: count the batch and carry on
                     log.exception("strana_sdk: could not send a batch of %d events", len(items))
                     queue.settle(failed=len(items))
-                continue
             if self._closing:
                 return
-            self._wake.wait(opts.flush_interval)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Send everything queued so far; wait up to `timeout` seconds. True when all of it was dealt with
