@@ -120,7 +120,7 @@ class Hit(msgspec.Struct, kw_only=True, gc=False):
     url: str = ""  # the page URL as sent; put_url splits it
     raw_referrer: str = ""  # the referrer URL as sent; put_referrer classifies it
     hash_mode: bool = False  # Plausible's `h`: keep the #fragment in the path
-    params: dict[str, str] | None = None  # the page URL's query parameters, for put_campaign
+    params: str | None = None  # the page URL's raw query string, for put_campaign
     visitor_key: str | None = None  # a server-side sender's user key: hashed into visitor_id, never kept
     ip: str | None = None  # the visitor's address: GeoIP and visitor id only
     user_agent: str | None = None  # the visitor's UA: parsing, bots, visitor id only

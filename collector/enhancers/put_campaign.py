@@ -3,12 +3,13 @@
 `utm_source` falls back to `source` and `ref` (as Plausible does). A click id
 (gclid, fbclid, msclkid, ...) marks the visit as paid traffic for
 `put_referrer`; only its name is stored, never its value, which is unique
-per click and so identifies a person.
+per click and so identifies a person. Results are cached on the query string.
 """
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from functools import lru_cache
+from urllib.parse import parse_qsl, urlencode
 
 from collector.events import Hit
 
@@ -21,25 +22,23 @@ MAX_VALUE = 300
 class PutCampaign:
     def __init__(self, query_allow: list[str] | tuple[str, ...] = ()):
         self.allow = tuple(query_allow)
+        self.campaign = lru_cache(maxsize=16384)(self._campaign)
+
+    def _campaign(self, query: str) -> tuple[tuple[str | None, ...], str | None, str | None]:
+        """(utm values in UTM_KEYS order, click id name, kept query string)."""
+        params: dict[str, str] = {}
+        for key, value in parse_qsl(query, keep_blank_values=True):
+            params.setdefault(key, value)
+        utm = [(params.get(key) or "").strip()[:MAX_VALUE] or None for key in UTM_KEYS]
+        if utm[0] is None:
+            utm[0] = (params.get("source") or params.get("ref") or "").strip()[:MAX_VALUE] or None
+        click_id = next((key for key in CLICK_IDS if key in params), None)
+        kept = [(k, params[k]) for k in self.allow if k in params]
+        return tuple(utm), click_id, (urlencode(kept)[: MAX_VALUE * 2] if kept else None)
 
     def __call__(self, hit: Hit) -> str | None:
-        params = hit.params
-        if not params:
+        if not hit.params:
             return None
-        for key in UTM_KEYS:
-            value = params.get(key)
-            if value:
-                setattr(hit, key, value.strip()[:MAX_VALUE])
-        if hit.utm_source is None:
-            fallback = params.get("source") or params.get("ref")
-            if fallback:
-                hit.utm_source = fallback.strip()[:MAX_VALUE]
-        for key in CLICK_IDS:
-            if key in params:
-                hit.click_id = key
-                break
-        if self.allow:
-            kept = [(k, params[k]) for k in self.allow if k in params]
-            if kept:
-                hit.query = urlencode(kept)[:MAX_VALUE * 2]
+        utm, hit.click_id, hit.query = self.campaign(hit.params)
+        hit.utm_source, hit.utm_medium, hit.utm_campaign, hit.utm_term, hit.utm_content = utm
         return None

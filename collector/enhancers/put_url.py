@@ -2,34 +2,41 @@
 
 The hostname is lower-cased with a leading `www.` removed (`(none)` when the
 URL has no host); the pathname is percent-decoded, with the `#fragment`
-appended in hash mode. Query parameters go to `hit.params` for
-`put_campaign`, which decides what of them is kept.
+appended in hash mode. The raw query string goes to `hit.params` for
+`put_campaign`, which decides what of it is kept. Sites send the same few
+hundred URLs over and over, so the split is cached on the URL.
 """
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, unquote, urlsplit
+from functools import lru_cache
+from urllib.parse import unquote, urlsplit
 
 from collector.events import Hit
 
 
-def put_url(hit: Hit) -> str | None:
+@lru_cache(maxsize=16384)
+def split_url(url: str, hash_mode: bool) -> tuple[str, str, str] | None:
+    """(hostname, pathname, query string), or None when the URL cannot be split."""
     try:
-        parts = urlsplit(hit.url)
+        parts = urlsplit(url)
         host = parts.hostname or ""
     except ValueError:
-        return "invalid"
+        return None
     host = host.strip().lower()
     if host.startswith("www."):
         host = host[4:]
-    hit.hostname = host or "(none)"
     path = unquote(parts.path).rstrip() or "/"
-    if hit.hash_mode and parts.fragment:
+    if hash_mode and parts.fragment:
         path = f"{path}#{unquote(parts.fragment)}"
-    hit.pathname = path
-    if parts.query:
-        params: dict[str, str] = {}
-        for key, value in parse_qsl(parts.query, keep_blank_values=True):
-            params.setdefault(key, value)
-        hit.params = params
+    return host or "(none)", path, parts.query
+
+
+def put_url(hit: Hit) -> str | None:
+    split = split_url(hit.url, hit.hash_mode)
+    if split is None:
+        return "invalid"
+    hit.hostname, hit.pathname, query = split
+    if query:
+        hit.params = query
     return None

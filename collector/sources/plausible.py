@@ -17,6 +17,7 @@ import ipaddress
 import math
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 import msgspec
@@ -119,29 +120,40 @@ def parse_revenue(raw, field: str) -> tuple[float, str] | None:
     return float(amount), currency.upper()
 
 
-def parse_url(raw, field: str, limits: Limits) -> str:
+@lru_cache(maxsize=16384)
+def _check_url(url: str) -> tuple[str | None, str | None]:
+    """(host, None) for a usable page URL, (None, what is wrong) otherwise. Cached: pages repeat."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 -- raises ValueError on a port out of range
+    except ValueError:
+        return None, "must be a valid URL"
+    if parts.scheme.lower() in ("data", "javascript", "blob"):
+        return None, "scheme is not allowed"
+    if not parts.scheme or not host or any(c.isspace() or c in "<>\"{}|\\^`\x00" for c in host):
+        return None, "must be an absolute URL like https://example.com/page"
+    return host, None
+
+
+def parse_url(raw, field: str, limits: Limits) -> tuple[str, str]:
+    """(url, its host) or BadRequest."""
     if raw is None:
         raise BadRequest(422, "is required", field)
     if not isinstance(raw, str):
         raise BadRequest(422, "must be a string", field)
     if len(raw) > limits.max_url:
         raise BadRequest(422, f"must be at most {limits.max_url} characters", field)
-    try:
-        parts = urlsplit(raw.strip())
-        host = parts.hostname
-        parts.port  # noqa: B018 -- raises ValueError on a port out of range
-    except ValueError:
-        raise BadRequest(422, "must be a valid URL", field) from None
-    if parts.scheme.lower() in ("data", "javascript", "blob"):
-        raise BadRequest(422, "scheme is not allowed", field)
-    if not parts.scheme or not host or any(c.isspace() or c in "<>\"{}|\\^`\x00" for c in host):
-        raise BadRequest(422, "must be an absolute URL like https://example.com/page", field)
-    return raw.strip()
+    url = raw.strip()
+    host, problem = _check_url(url)
+    if problem:
+        raise BadRequest(422, problem, field)
+    return url, host
 
 
-def parse_domains(raw, field: str, url: str, limits: Limits) -> list[str]:
+def parse_domains(raw, field: str, host: str, limits: Limits) -> list[str]:
     if raw is None:
-        host = (urlsplit(url).hostname or "").lower()
+        host = host.lower()
         domains = [host[4:] if host.startswith("www.") else host]
     else:
         if not isinstance(raw, str):
@@ -231,9 +243,9 @@ def hits_from_payload(obj, limits: Limits, *, now_us: int, via: str, server_fiel
         raise BadRequest(422, f"must be at most {limits.max_name} characters, without NUL", prefix + key)
 
     key, raw_url = _pick(obj, "u", "url")
-    url = parse_url(raw_url, prefix + key, limits)
+    url, host = parse_url(raw_url, prefix + key, limits)
     key, raw_domain = _pick(obj, "d", "domain")
-    domains = parse_domains(raw_domain, prefix + key, url, limits)
+    domains = parse_domains(raw_domain, prefix + key, host, limits)
 
     key, raw_ref = _pick(obj, "r", "referrer")
     referrer = raw_ref[: limits.max_url] if isinstance(raw_ref, str) else ""
