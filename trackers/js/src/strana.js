@@ -65,7 +65,7 @@
     var engage = () => {
       clock()
       if (pageUrl && (engaged >= 3000 || deepest > sentDeepest)) {
-        send({ n: 'engagement', u: pageUrl, sd: deepest, e: engaged }, 0, 1)
+        send({ n: 'engagement', u: pageUrl, sd: deepest, e: engaged }, null, 1)
         sentDeepest = deepest
         engaged = 0
       }
