@@ -258,7 +258,8 @@ def test_extensions_links_404_and_engagement(server, pages, browser):
         page.goto(url)
         wait_events(server, "404.test", 2)
 
-    # Engagement: scroll to the bottom of a long page and leave it.
+    # Engagement: scroll to the bottom of a long page, move on within the SPA (the old page's engagement goes
+    # out before the new pageview), then leave the site.
     url = pages.add("/long", '<div style="height: 6000px">long read</div>', collector=server.url,
                     site="long.test", script="strana.full.js")
     pages.html["/next"] = "<p>no tracker here</p>"
@@ -269,8 +270,10 @@ def test_extensions_links_404_and_engagement(server, pages, browser):
         wait_events(server, "long.test", 1)
         page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
         page.wait_for_function("scrollY > 0")
-        page.goto(pages.url + "/next")  # hides the page: the engagement event goes out by beacon
-        wait_events(server, "long.test", 2)
+        page.evaluate("history.pushState({}, '', '/long/chapter-2')")
+        wait_events(server, "long.test", 3)
+        page.goto(pages.url + "/next")  # hides the page: its engagement event goes out by beacon
+        wait_events(server, "long.test", 4)
 
     found = stored(server, "name, pathname, props, scroll_depth, engagement_ms, interactive")
     engagement = [row for row in found["links.test"] if row[0] == "engagement"]
@@ -286,11 +289,15 @@ def test_extensions_links_404_and_engagement(server, pages, browser):
     # (closing the page may send an engagement event too, or not yet: it is left out here)
     assert rows(*(row[:3] for row in found["404.test"] if row[0] != "engagement")) == rows(
         ("pageview", "/missing", None), ("404", "/missing", {"path": "/missing"}))
-    pageview, engagement = sorted(found["long.test"], key=lambda row: row[0] != "pageview")
-    assert pageview == ("pageview", "/long", None, None, None, True)
-    name, path, _, depth, engaged_ms, interactive = engagement
-    assert (name, path, depth, interactive) == ("engagement", "/long", 100, False)
-    assert engaged_ms is not None and engaged_ms > 0
+    assert rows(*(row[:2] for row in found["long.test"])) == rows(
+        ("pageview", "/long"), ("engagement", "/long"), ("pageview", "/long/chapter-2"),
+        ("engagement", "/long/chapter-2"))
+    for name, path, props, depth, engaged_ms, interactive in found["long.test"]:
+        if name == "pageview":
+            assert (props, depth, engaged_ms, interactive) == (None, None, None, True)
+        else:
+            assert (props, depth, interactive) == (None, 100, False), path
+            assert engaged_ms is not None and engaged_ms > 0, path
 
 
 STAND_DOWN = [
