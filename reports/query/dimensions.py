@@ -84,11 +84,27 @@ def visit_expr(dim: str) -> str:
     return expr or f"s.{column}"
 
 
-def time_expr(dim: str, local_ts: str, first_day: str) -> str:
+US_HOUR = 3_600_000_000
+US_DAY = 86_400_000_000
+
+
+def time_key(dim: str, local_us: str) -> str:
+    """The bucket as a cheap grouping key, from local epoch microseconds (integer arithmetic, no ICU per row)."""
+    if dim == "time:hour":
+        return f"({local_us}) // {US_HOUR}"
+    if dim == "time:day":
+        return f"({local_us}) // {US_DAY}"
+    if dim == "time:week":  # 1970-01-01 was a Thursday: +3 makes weeks start on Mondays
+        return f"(({local_us}) // {US_DAY} + 3) // 7"
+    return f"strftime(make_timestamp({local_us}), '%Y-%m-01')"
+
+
+def time_label(dim: str, key: str, first_day: str) -> str:
     """The bucket label, as Plausible writes it; weeks and months start no earlier than the period."""
     if dim == "time:hour":
-        return f"strftime(date_trunc('hour', {local_ts}), '%Y-%m-%d %H:00:00')"
+        return f"strftime(make_timestamp({key} * {US_HOUR}), '%Y-%m-%d %H:00:00')"
     if dim == "time:day":
-        return f"strftime({local_ts}::DATE, '%Y-%m-%d')"
-    unit = "week" if dim == "time:week" else "month"
-    return f"strftime(greatest(date_trunc('{unit}', {local_ts})::DATE, {first_day}::DATE), '%Y-%m-%d')"
+        return f"strftime(make_timestamp({key} * {US_DAY}), '%Y-%m-%d')"
+    if dim == "time:week":
+        return f"strftime(greatest(make_timestamp(({key} * 7 - 3) * {US_DAY})::DATE, {first_day}::DATE), '%Y-%m-%d')"
+    return f"strftime(greatest({key}::DATE, {first_day}::DATE), '%Y-%m-%d')"

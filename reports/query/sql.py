@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from reports.query import dimensions as dims
 from reports.query import filters as flt
@@ -40,6 +41,20 @@ class Scope:
     first_day: str  # the period's first local day, where weeks and months are clamped
 
 
+def offsets(tz_name: str, start: dt.datetime, end: dt.datetime) -> list[tuple[int, int]]:
+    """[(UTC µs from which it applies, offset µs)] for the zone over [start, end], checked hour by hour."""
+    tz = ZoneInfo(tz_name)
+    out: list[tuple[int, int]] = []
+    t = start.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    step = dt.timedelta(hours=1)
+    while t <= end:
+        off = int(t.astimezone(tz).utcoffset().total_seconds()) * 1_000_000
+        if not out or out[-1][1] != off:
+            out.append((int(t.timestamp()) * 1_000_000, off))
+        t += step
+    return out or [(0, 0)]
+
+
 class Builder:
     def __init__(self, scope: Scope, table: str, dimensions: list[str], trees: list[tuple]):
         self.scope, self.table, self.dimensions, self.trees = scope, table, dimensions, trees
@@ -66,18 +81,34 @@ class Builder:
             self.event_columns.add(column)
         return dims.visit_expr(dim)
 
+    def local_us(self, column: str) -> str:
+        """Local epoch microseconds: UTC plus the zone's offset, piecewise across DST changes in the period."""
+        segments = offsets(self.scope.tz_name, self.scope.start, self.scope.end)
+        us = f"epoch_us({column})"
+        if len(segments) == 1:
+            return f"{us} + {self.p(segments[0][1])}"
+        cases = " ".join(f"WHEN {us} < {self.p(nxt[0])} THEN {self.p(off)}"
+                         for (_, off), nxt in zip(segments, segments[1:], strict=False))
+        return f"{us} + CASE {cases} ELSE {self.p(segments[-1][1])} END"
+
     def dim_expr(self, dim: str) -> str:
         if dims.is_time(dim):
             if self.table == "events":
-                local = f'timezone({self.p(self.scope.tz_name)}, e."timestamp")'
-            else:
-                self.visit_columns["s_start"] = VISIT_STATS["s_start"]
-                local = f"timezone({self.p(self.scope.tz_name)}, s.s_start)"
-            first = self.p(self.scope.first_day) if dim in ("time:week", "time:month") else ""
-            return dims.time_expr(dim, local, first)
+                return dims.time_key(dim, self.local_us('e."timestamp"'))
+            self.visit_columns["s_start"] = VISIT_STATS["s_start"]
+            return dims.time_key(dim, self.local_us("s.s_start"))
         if self.table == "visits":
             return self.visit_expr("visit:entry_page" if dim == "event:page" else dim)
         return self.event_expr(dim)
+
+    def wrap(self, body: str, columns: list[str]) -> str:
+        """Label time buckets after grouping (a few rows) rather than per event."""
+        if not any(dims.is_time(d) for d in self.dimensions):
+            return body
+        first = self.p(self.scope.first_day) if {"time:week", "time:month"} & set(self.dimensions) else ""
+        outer = [f"{dims.time_label(d, f'd{i}', first)} AS d{i}" if dims.is_time(d) else f"d{i}"
+                 for i, d in enumerate(self.dimensions)]
+        return f"SELECT {', '.join(outer + columns)} FROM ({body})"
 
     def goal_condition(self, goal: Goal, alias: str = "e") -> str:
         if goal.event is not None:
@@ -157,9 +188,10 @@ def events_query(scope: Scope, metrics: list[str], dimensions: list[str], trees:
     if b.join_goals:
         joins += (" JOIN goals g ON ((g.event IS NOT NULL AND e.name = g.event) OR (g.page_regex IS NOT NULL AND "
                   "e.name = 'pageview' AND regexp_full_match(e.pathname, g.page_regex)))")
-    sql = (f"{b.with_clause()}\nSELECT {', '.join(dim_exprs + cols)} FROM ev e{joins}"
-           f"{' WHERE ' + ' AND '.join(where) if where else ''}{group}")
-    return sql, b.p
+    body = (f"SELECT {', '.join(dim_exprs + cols)} FROM ev e{joins}"
+            f"{' WHERE ' + ' AND '.join(where) if where else ''}{group}")
+    body = b.wrap(body, [c.rsplit(" AS ", 1)[1] for c in cols])
+    return f"{b.with_clause()}\n{body}", b.p
 
 
 def visits_query(scope: Scope, metrics: list[str], dimensions: list[str], trees: list[tuple]) -> tuple[str, dict]:
@@ -177,9 +209,10 @@ def visits_query(scope: Scope, metrics: list[str], dimensions: list[str], trees:
         if m == "visit_duration":
             stats.update(("s_start", "s_end"))
     cols = [f"{mets.SQL[m][1]} AS m_{m}" for m in metrics]
-    sql = (f"{b.with_clause(tuple(sorted(stats)))}\nSELECT {', '.join(dim_exprs + cols)} FROM ses s"
-           f"{' WHERE ' + ' AND '.join(where) if where else ''}{group}")
-    return sql, b.p
+    body = (f"SELECT {', '.join(dim_exprs + cols)} FROM ses s"
+            f"{' WHERE ' + ' AND '.join(where) if where else ''}{group}")
+    body = b.wrap(body, [c.rsplit(" AS ", 1)[1] for c in cols])
+    return f"{b.with_clause(tuple(sorted(stats)))}\n{body}", b.p
 
 
 def scroll_query(scope: Scope, dimensions: list[str], trees: list[tuple]) -> tuple[str, dict]:
@@ -193,5 +226,6 @@ def scroll_query(scope: Scope, dimensions: list[str], trees: list[tuple]) -> tup
     inner = (f"SELECT {', '.join([*dim_exprs, 'e.visitor_id', 'max(e.scroll_depth) AS m'])} FROM ev e{joins} "
              f"WHERE {' AND '.join(where)} GROUP BY {', '.join([*names, 'e.visitor_id'])}")
     group = f" GROUP BY {', '.join(names)}" if names else ""
-    sql = f"{b.with_clause()}\nSELECT {', '.join([*names, 'round(avg(m)) AS m_scroll_depth'])} FROM ({inner}){group}"
-    return sql, b.p
+    body = b.wrap(f"SELECT {', '.join([*names, 'round(avg(m)) AS m_scroll_depth'])} FROM ({inner}){group}",
+                  ["m_scroll_depth"])
+    return f"{b.with_clause()}\n{body}", b.p
