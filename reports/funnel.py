@@ -18,6 +18,7 @@ from reports.query import dates
 from reports.query import filters as flt
 from reports.query.errors import QueryError
 from reports.query.parse import Goal, parse_goals
+from reports.query.run import first_seen
 from reports.query.sql import Builder, Scope
 from reports.schemas import FunnelRequest, FunnelResponse, FunnelStep
 from reports.stats import site_settings
@@ -52,7 +53,8 @@ def funnel(con, body: dict, settings) -> dict:
     tz_name = per_site.get("timezone") or "UTC"
     tz = dates.zone(tz_name)
     today = dates.parse_day(body["date"], "date") if body.get("date") else dt.datetime.now(tz).date()
-    period = dates.resolve(body["date_range"], today, tz, today)
+    seen = first_seen(con, site, tz_name) if body["date_range"] == "all" else None
+    period = dates.resolve(body["date_range"], today, tz, seen)
     steps = _steps(body["steps"], parse_goals(per_site.get("goals"), "goals (site settings)"))
     trees = [flt.parse(f) for f in body.get("filters") or []]
     for tree in trees:
