@@ -79,11 +79,13 @@ SELECT {event_id} AS event_id, $site, name, ts,
        ['US', 'DE', 'GB', 'FR', 'IN', 'BR', 'CA', 'NL', 'JP', 'ES', 'US', 'US', 'DE', 'PL', 'SE', 'IT']
            [(1 + hash(vid, 'c') % 16)::BIGINT],
        NULL, NULL,
-       ['Chrome', 'Safari', 'Firefox', 'Edge', 'Chrome', 'Chrome', 'Samsung Internet', 'Opera'][(1 + hash(vid, 'b') % 8)::BIGINT],
+       ['Chrome', 'Safari', 'Firefox', 'Edge', 'Chrome', 'Chrome', 'Samsung Internet', 'Opera']
+           [(1 + hash(vid, 'b') % 8)::BIGINT],
        (100 + hash(vid, 'bv') % 32)::VARCHAR,
        ['Windows', 'Mac', 'iOS', 'Android', 'Linux', 'Windows', 'Android', 'iOS'][(1 + hash(vid, 'o') % 8)::BIGINT],
        NULL,
-       ['desktop', 'desktop', 'mobile', 'mobile', 'desktop', 'desktop', 'mobile', 'tablet'][(1 + hash(vid, 'o') % 8)::BIGINT],
+       ['desktop', 'desktop', 'mobile', 'mobile', 'desktop', 'desktop', 'mobile', 'tablet']
+           [(1 + hash(vid, 'o') % 8)::BIGINT],
        hash(vid, 'id') >> 1, hash(sid, 'id') >> 1, interactive,
        CASE WHEN name = 'Signup' THEN MAP {'plan': ['free', 'pro'][(1 + hash(sid, 'plan') % 2)::BIGINT]} END,
        rev, CASE WHEN rev IS NOT NULL THEN 'EUR' END, scroll, eng
@@ -171,6 +173,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--data", type=Path, default=Path("/tmp/strana-bench"))
     ap.add_argument("--reseed", action="store_true", help="seed again even if the file exists")
+    ap.add_argument("--storage-only", action="store_true", help="seed and report bytes per event, no timing")
     ap.add_argument("--event-id", choices=("v4", "v7"), default="v4",
                     help="event_id kind: v4 (random, as ingest makes today) or v7 (time-ordered)")
     args = ap.parse_args()
@@ -179,7 +182,8 @@ def main() -> None:
     if args.reseed or not path.exists():
         seed(path, args.events, args.event_id)
     storage(path)
-    bench(path, args.runs)
+    if not args.storage_only:
+        bench(path, args.runs)
 
 
 if __name__ == "__main__":
