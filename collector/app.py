@@ -27,6 +27,7 @@ from collector.jobs import start_scheduler
 from collector.salts import DuckDBSaltStore, SaltKeeper
 from collector.settings import Settings, load
 from collector.sinks.duckdb import DuckDBSink
+from collector.sinks.spool import SpoolingSink
 from collector.sources.batch import BatchSource
 from collector.sources.event import EventSource
 from collector.sources.http import parse_networks
@@ -54,15 +55,22 @@ class Runtime:
         s = self.settings
         db_path = s.data_dir / "strana.duckdb"
         self.sink = DuckDBSink(db_path)
+        if s.ingest.durability == "spool":
+            self.sink = SpoolingSink(self.sink, s.data_dir / "spool")
+            self.sink.recover()
         self.salts = SaltKeeper(DuckDBSaltStore(self.sink.reader()))
         self.bus = MemoryBus(s.ingest.commit_rows, s.ingest.commit_interval_ms, s.ingest.max_pending_events)
         self.edge = Edge(edge_chain(s, self.salts), self.bus)
         self.worker = Worker(self.bus, consumer_chain(s), self.sink)
         self.worker.warm_up()
         metrics.REGISTRY.register(metrics.ChainTimes([self.edge.chain, self.worker.chain]))
-        log.info("strana: store %s, bus %s, settings from %s", db_path, s.bus.kind, s.source)
+        log.info("strana: store %s (2xx after %s), bus %s, settings from %s", db_path, s.ingest.durability,
+                 s.bus.kind, s.source)
 
     def connect(self):
+        """A read connection that sees every event acknowledged so far (waits briefly for the spool loader)."""
+        if hasattr(self.sink, "wait_loaded"):
+            self.sink.wait_loaded(timeout=2.0)
         return self.sink.reader()
 
     async def start(self) -> None:
@@ -71,14 +79,19 @@ class Runtime:
         self.scheduler = start_scheduler(self)
 
     async def stop(self) -> None:
+        log.info("strana: stopping: taking no new events, storing what was accepted")
         if self.scheduler:
             self.scheduler.shutdown(wait=False)
-        await self.bus.stop()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self.worker.close()
-        self.sink.close()
+        try:
+            await self.bus.stop()
+            for task in self.tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self.worker.close()
+            self.sink.close()
+        except BaseException:
+            log.exception("strana: error while stopping")
+            raise
         log.info("strana: drained and closed; %d events stored this run", self.worker.stored)
 
 
