@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from litestar import Litestar, MediaType, get
 from litestar.di import Provide
+from litestar.logging.config import LoggingConfig
 from litestar.response import Response
 from prometheus_client import generate_latest
 
@@ -30,7 +31,7 @@ from collector.sinks.duckdb import DuckDBSink
 from collector.sinks.spool import SpoolingSink
 from collector.sources.batch import BatchSource
 from collector.sources.event import EventSource
-from collector.sources.http import parse_networks
+from collector.sources.http import parse_networks, respond
 from collector.sources.pixel import PixelSource
 from collector.sources.plausible import Limits
 from collector.static_js import TrackerFiles, load_tracker_files
@@ -117,7 +118,15 @@ class FrontDoor:
         if scope["type"] == "http":
             route = self.routes.get(scope["path"])
             if route is not None:
-                return await route(scope, receive, send)
+                try:
+                    return await route(scope, receive, send)
+                except Exception:  # a bug: say so in the log, answer 500 if nothing was sent yet
+                    log.exception("unhandled error on %s %s", scope.get("method"), scope["path"])
+                    try:
+                        await respond(send, 500, b'{"error": "internal error (logged)"}')
+                    except Exception:
+                        pass
+                    return
         return await self.fallback(scope, receive, send)
 
 
@@ -143,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FrontDoor:
             "settings": Provide(lambda: settings, sync_to_thread=False),
         },
         lifespan=[lifespan],
+        logging_config=LoggingConfig(log_exceptions="always", configure_root_logger=False),
     )
     limits = Limits.from_settings(settings)
     trusted = parse_networks(settings.server.trusted_proxies)

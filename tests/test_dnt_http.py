@@ -35,3 +35,17 @@ def test_drop_policy(make_server):
         assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 0
         assert db.execute("SELECT site, reason, sum(n)::INT FROM drops GROUP BY ALL").fetchall() == [
             ("example.com", "dnt", 2)]
+
+
+def test_batch_events_carry_the_visitors_privacy_signal(make_server):
+    server = make_server()
+    ua = UA["user-agent"]
+    with server.client() as c:
+        r = c.post("/api/v1/batch", json={"events": [
+            {**EVENT, "ip": "203.0.113.5", "user_agent": ua, "dnt": True},
+            {**EVENT, "ip": "203.0.113.6", "user_agent": ua, "dnt": False}]})
+        assert r.status_code == 202 and r.json()["accepted"] == 2
+        assert c.post("/api/v1/batch", json={"events": [{**EVENT, "dnt": "yes"}]}).status_code == 422
+    server.stop()
+    with server.db() as db:
+        assert sorted(r[0] for r in db.execute("SELECT visitor_id IS NULL FROM events").fetchall()) == [False, True]
