@@ -23,6 +23,7 @@ class Edge:
     def __init__(self, chain: Chain, bus):
         self.chain = chain
         self.bus = bus
+        self._accepted: dict = {}  # via -> bound counter
 
     async def accept(self, hits: list[Hit]) -> Outcome:
         outcome = self.chain.run(hits)
@@ -33,5 +34,9 @@ class Edge:
             metrics.dropped_total.labels(reason).inc()
         await self.bus.publish(Envelope(events=outcome.kept, drops=drops))
         if outcome.kept:
-            metrics.accepted_total.labels(outcome.kept[0].via).inc(len(outcome.kept))
+            via = outcome.kept[0].via
+            counter = self._accepted.get(via)
+            if counter is None:
+                counter = self._accepted[via] = metrics.accepted_total.labels(via)
+            counter.inc(len(outcome.kept))
         return outcome
