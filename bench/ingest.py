@@ -133,6 +133,8 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=15, help="seconds per phase")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--durability", choices=["spool", "commit"], default="spool",
+                        help="what a 2xx waits for ([ingest] durability)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install -y wrk")
@@ -152,7 +154,8 @@ def main() -> None:
 
         data = tempfile.mkdtemp(prefix="strana-bench-")
         port = free_port()
-        env = {**os.environ, "STRANA_SERVER__TRUSTED_PROXIES": "127.0.0.1", "STRANA_SERVER__LOG_LEVEL": "warning"}
+        env = {**os.environ, "STRANA_SERVER__TRUSTED_PROXIES": "127.0.0.1", "STRANA_SERVER__LOG_LEVEL": "warning",
+               "STRANA_INGEST__DURABILITY": args.durability}
         procs.append(subprocess.Popen([PY, "-m", "collector.cli", "serve", "--port", str(port), "--data-dir", data],
                                       cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         url = f"http://127.0.0.1:{port}"
@@ -180,6 +183,8 @@ def main() -> None:
         print(f"{kind:<18}{r['rps']:>10.0f}{r['eps']:>11.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['non2xx']:>9}"
               f"{r['errors']:>9}{r['accepted']:>10}{r['stored']:>10}")
     ratio = results["event"]["rps"] / floor["rps"]
+    print(f"\ndurability: {args.durability}; load average at the end: {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores (the floor and Strana share them with wrk)")
     print(f"\nsingle-event ingest = {ratio:.1%} of the floor (target >= 30%); "
           f"batch = {results['batch']['eps']:.0f} events/s (target >= 100,000); "
           f"lost = {sum(max(0, r['accepted'] - r['stored']) for r in results.values())} (accepted but not stored; "
