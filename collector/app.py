@@ -20,19 +20,25 @@ from litestar.response import Response
 from prometheus_client import generate_latest
 
 from collector import metrics
+from collector.admin import ROUTES as ADMIN_ROUTES
 from collector.bus.memory import MemoryBus
 from collector.edge import Edge
 from collector.enhancers import consumer_chain, edge_chain
 from collector.jobs import start_scheduler
 from collector.salts import DuckDBSaltStore, SaltKeeper
-from collector.settings import Settings, load
+from collector.schemas import Schemas
+from collector.settings import Settings, SettingsError, load
 from collector.sinks.duckdb import DuckDBSink
 from collector.sources.batch import BatchSource
 from collector.sources.event import EventSource
 from collector.sources.http import parse_networks
 from collector.sources.pixel import PixelSource
 from collector.sources.plausible import Limits
+from collector.sources.replay import Replayer
+from collector.sources.webhooks import PREFIX as HOOKS_PREFIX
+from collector.sources.webhooks import WebhookSource
 from collector.static_js import TrackerFiles, load_tracker_files
+from collector.webhooks import load_hooks
 from collector.worker import Worker
 from reports.api import ROUTES as REPORT_ROUTES
 
@@ -47,11 +53,19 @@ class Runtime:
     bus: MemoryBus | None = None
     edge: Edge | None = None
     worker: Worker | None = None
+    hooks: dict = field(default_factory=dict)
+    schemas: Schemas = field(default_factory=Schemas)
+    replayer: Replayer | None = None
     tasks: list = field(default_factory=list)
     scheduler: object = None
 
     def open(self) -> None:
         s = self.settings
+        try:  # checked before the store is opened: a config mistake stops here, naming the table
+            self.hooks = load_hooks(s)
+            self.schemas = Schemas.from_settings(s)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
         db_path = s.data_dir / "strana.duckdb"
         self.sink = DuckDBSink(db_path)
         self.salts = SaltKeeper(DuckDBSaltStore(self.sink.reader()))
@@ -59,6 +73,7 @@ class Runtime:
         self.edge = Edge(edge_chain(s, self.salts), self.bus)
         self.worker = Worker(self.bus, consumer_chain(s), self.sink)
         self.worker.warm_up()
+        self.replayer = Replayer(self.edge, self.hooks, self.schemas, Limits.from_settings(s), self.connect)
         metrics.REGISTRY.register(metrics.ChainTimes([self.edge.chain, self.worker.chain]))
         log.info("strana: store %s, bus %s, settings from %s", db_path, s.bus.kind, s.source)
 
@@ -94,17 +109,22 @@ def prometheus(runtime: Runtime) -> Response:
 
 
 class FrontDoor:
-    """Routes the ingest paths straight to their sources; everything else to Litestar."""
+    """Routes the ingest paths (exact, or by prefix) straight to their sources; everything else to Litestar."""
 
-    def __init__(self, routes: dict, fallback):
+    def __init__(self, routes: dict, fallback, prefixes: dict | None = None):
         self.routes = routes
         self.fallback = fallback
+        self.prefixes = list((prefixes or {}).items())
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
-            route = self.routes.get(scope["path"])
+            path = scope["path"]
+            route = self.routes.get(path)
             if route is not None:
                 return await route(scope, receive, send)
+            for prefix, route in self.prefixes:
+                if path.startswith(prefix):
+                    return await route(scope, receive, send)
         return await self.fallback(scope, receive, send)
 
 
@@ -123,7 +143,7 @@ def create_app(settings: Settings | None = None) -> FrontDoor:
             await runtime.stop()
 
     web = Litestar(
-        route_handlers=[healthz, prometheus, *REPORT_ROUTES],
+        route_handlers=[healthz, prometheus, *REPORT_ROUTES, *ADMIN_ROUTES],
         dependencies={
             "runtime": Provide(lambda: runtime, sync_to_thread=False),
             "connect": Provide(lambda: runtime.connect, sync_to_thread=False),
@@ -135,11 +155,13 @@ def create_app(settings: Settings | None = None) -> FrontDoor:
     trusted = parse_networks(settings.server.trusted_proxies)
     ing = settings.ingest
     routes = {
-        "/api/event": EventSource(runtime.edge, limits, ing.max_body_bytes, trusted),
+        "/api/event": EventSource(runtime.edge, limits, ing.max_body_bytes, trusted, runtime.schemas),
         "/p.gif": PixelSource(runtime.edge, limits, trusted),
-        "/api/v1/batch": BatchSource(runtime.edge, limits, ing.max_batch_bytes, ing.max_batch_events, trusted),
+        "/api/v1/batch": BatchSource(runtime.edge, limits, ing.max_batch_bytes, ing.max_batch_events, trusted,
+                                     runtime.schemas),
         **TrackerFiles(load_tracker_files()).routes(),
     }
-    app = FrontDoor(routes, web)
+    hooks = WebhookSource(runtime.hooks, runtime.edge, limits, ing.max_webhook_bytes, runtime.schemas)
+    app = FrontDoor(routes, web, {HOOKS_PREFIX: hooks})
     app.runtime = runtime
     return app
