@@ -80,10 +80,11 @@ class Runtime:
     def connect(self):
         return self.sink.reader()
 
-    async def start(self) -> None:
+    async def start(self, jobs: bool = True) -> None:
         await self.bus.start()
         self.tasks.append(asyncio.create_task(self.worker.run(), name="strana-worker"))
-        self.scheduler = start_scheduler(self)
+        if jobs:
+            self.scheduler = start_scheduler(self)
 
     async def stop(self) -> None:
         if self.scheduler:
