@@ -39,10 +39,12 @@ def quarantine_list(request: Request, settings: object, connect: object, site: s
     con = connect()
     try:
         items = quarantine.select(con, site=site, reason=reason, item_id=id, pending=not all)
+        counts = [{"site": s, "day": str(d), "reason": r, "items": n, "waiting": w}
+                  for s, d, r, n, w in quarantine.counts(con)]
     except ValueError as exc:
         raise ValidationException(f"id: {exc}") from None
-    counts = [{"site": s, "day": str(d), "reason": r, "items": n, "waiting": w}
-              for s, d, r, n, w in quarantine.counts(con)]
+    finally:
+        con.close()
     return {"items": [i.full() if full else i.summary() for i in items], "counts": counts}
 
 
@@ -53,11 +55,13 @@ async def quarantine_replay(request: Request, settings: object, runtime: object)
     args = (await request.json()) if body.strip() else {}
     if not isinstance(args, dict):
         raise ValidationException('send {"site": ..., "reason": ..., "id": ...} (all optional)')
+    con = runtime.connect()
     try:
-        items = quarantine.select(runtime.connect(), site=args.get("site"), reason=args.get("reason"),
-                                  item_id=args.get("id"))
+        items = quarantine.select(con, site=args.get("site"), reason=args.get("reason"), item_id=args.get("id"))
     except ValueError as exc:
         raise ValidationException(f"id: {exc}") from None
+    finally:
+        con.close()
     results = [await runtime.replayer.one(item) for item in items]
     return {"results": results, "stored": sum(r["result"] == "stored" for r in results),
             "still_failing": sum(r["result"] == "still failing" for r in results)}

@@ -67,17 +67,20 @@ def tamper(body: bytes) -> bytes:
     return body.replace(b"}", b', "extra": 1}', 1)
 
 
-NOW = int(time.time())
+def now() -> int:
+    return int(time.time())
+
+
 # (case, hook, body maker, headers maker(body), status). The case name is the marker: stored iff status is 202.
 CASES = [
     # --- Stripe: t=<ts>,v1=<hex> over "<t>.<body>", 300 s tolerance
     ("stripe-ok", "stripe", stripe, lambda b: stripe_headers(b), 202),
     ("stripe-wrong-secret", "stripe", stripe, lambda b: stripe_headers(b, secret="whsec_other"), 401),
     ("stripe-tampered", "stripe", stripe, lambda b: stripe_headers(tamper(b)), 401),
-    ("stripe-stale", "stripe", stripe, lambda b: stripe_headers(b, t=NOW - 301), 401),
-    ("stripe-future", "stripe", stripe, lambda b: stripe_headers(b, t=NOW + 400), 401),
+    ("stripe-stale", "stripe", stripe, lambda b: stripe_headers(b, t=now() - 301), 401),
+    ("stripe-future", "stripe", stripe, lambda b: stripe_headers(b, t=now() + 400), 401),
     ("stripe-no-header", "stripe", stripe, lambda b: {}, 401),
-    ("stripe-no-v1", "stripe", stripe, lambda b: {"Stripe-Signature": f"t={NOW},v0=abcd"}, 401),
+    ("stripe-no-v1", "stripe", stripe, lambda b: {"Stripe-Signature": f"t={now()},v0=abcd"}, 401),
     ("stripe-two-v1-one-good", "stripe", stripe,
      lambda b: {"Stripe-Signature": stripe_headers(b)["Stripe-Signature"].replace(",v1=", ",v1=00ff,v1=")}, 202),
     # --- GitHub: X-Hub-Signature-256: sha256=<hex>; two secrets configured (rotation)
@@ -98,11 +101,11 @@ CASES = [
     ("shop-wrong-secret", "shop", shop, lambda b: shopify_headers(b, "w2", secret="other"), 401),
     # --- HMAC with a timestamp header: v1=<hex> over "<t>.<body>"
     ("signed-ok", "signed", signed, lambda b: signed_headers(b), 202),
-    ("signed-stale", "signed", signed, lambda b: signed_headers(b, t=NOW - 3600), 401),
+    ("signed-stale", "signed", signed, lambda b: signed_headers(b, t=now() - 3600), 401),
     ("signed-no-timestamp", "signed", signed,
      lambda b: {k: v for k, v in signed_headers(b).items() if k != "X-Timestamp"}, 401),
     ("signed-timestamp-swapped", "signed", signed,
-     lambda b: {**signed_headers(b), "X-Timestamp": str(NOW - 5)}, 401),
+     lambda b: {**signed_headers(b), "X-Timestamp": str(now() - 5)}, 401),
     # --- Bearer
     ("bearer-ok", "signup", form, lambda b: bearer(), 202),
     ("bearer-wrong", "signup", form, lambda b: bearer("form-bearer-tokeN"), 401),

@@ -44,7 +44,11 @@ class Replayer:
             hits, chained = self._rebuild(item)
         except Unfit as exc:
             return {**out, "result": "still failing", "detail": str(exc)}
-        done = stored_ids(self.connect(), [h.event_id for h in hits])
+        con = self.connect()
+        try:
+            done = stored_ids(con, [h.event_id for h in hits])
+        finally:
+            con.close()
         fresh = [h for h in hits if h.event_id not in done]
         if not fresh:
             await self.edge.store(replayed=[item.id])
