@@ -21,12 +21,14 @@ from litestar.response import Response
 from prometheus_client import generate_latest
 
 from collector import metrics
+from collector.admin import ROUTES as ADMIN_ROUTES
 from collector.bus.memory import MemoryBus
 from collector.edge import Edge
 from collector.enhancers import consumer_chain, edge_chain
 from collector.jobs import start_scheduler
 from collector.salts import DuckDBSaltStore, SaltKeeper
-from collector.settings import Settings, load
+from collector.schemas import Schemas
+from collector.settings import Settings, SettingsError, load
 from collector.sinks.duckdb import DuckDBSink
 from collector.sinks.spool import SpoolingSink
 from collector.sources.batch import BatchSource
@@ -34,7 +36,11 @@ from collector.sources.event import EventSource
 from collector.sources.http import parse_networks, respond
 from collector.sources.pixel import PixelSource
 from collector.sources.plausible import Limits
+from collector.sources.replay import Replayer
+from collector.sources.webhooks import PREFIX as HOOKS_PREFIX
+from collector.sources.webhooks import WebhookSource
 from collector.static_js import TrackerFiles, load_tracker_files
+from collector.webhooks import load_hooks
 from collector.worker import Worker
 from reports.api import ROUTES as REPORT_ROUTES
 
@@ -49,11 +55,19 @@ class Runtime:
     bus: MemoryBus | None = None
     edge: Edge | None = None
     worker: Worker | None = None
+    hooks: dict = field(default_factory=dict)
+    schemas: Schemas = field(default_factory=Schemas)
+    replayer: Replayer | None = None
     tasks: list = field(default_factory=list)
     scheduler: object = None
 
     def open(self) -> None:
         s = self.settings
+        try:  # checked before the store is opened: a config mistake stops here, naming the table
+            self.hooks = load_hooks(s)
+            self.schemas = Schemas.from_settings(s)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
         db_path = s.data_dir / "strana.duckdb"
         self.sink = DuckDBSink(db_path)
         if s.ingest.durability == "spool":
@@ -64,6 +78,7 @@ class Runtime:
         self.edge = Edge(edge_chain(s, self.salts), self.bus)
         self.worker = Worker(self.bus, consumer_chain(s), self.sink)
         self.worker.warm_up()
+        self.replayer = Replayer(self.edge, self.hooks, self.schemas, Limits.from_settings(s), self.connect)
         metrics.REGISTRY.register(metrics.ChainTimes([self.edge.chain, self.worker.chain]))
         log.info("strana: store %s (2xx after %s), bus %s, settings from %s", db_path, s.ingest.durability,
                  s.bus.kind, s.source)
@@ -74,10 +89,11 @@ class Runtime:
             self.sink.wait_loaded(timeout=2.0)
         return self.sink.reader()
 
-    async def start(self) -> None:
+    async def start(self, jobs: bool = True) -> None:
         await self.bus.start()
         self.tasks.append(asyncio.create_task(self.worker.run(), name="strana-worker"))
-        self.scheduler = start_scheduler(self)
+        if jobs:
+            self.scheduler = start_scheduler(self)
 
     async def stop(self) -> None:
         log.info("strana: stopping: taking no new events, storing what was accepted")
@@ -108,26 +124,32 @@ def prometheus(runtime: Runtime) -> Response:
 
 
 class FrontDoor:
-    """Routes the ingest paths straight to their sources; everything else to Litestar."""
+    """Routes the ingest paths (exact, or by prefix) straight to their sources; everything else to Litestar."""
 
-    def __init__(self, routes: dict, fallback):
+    def __init__(self, routes: dict, fallback, prefixes: dict | None = None):
         self.routes = routes
         self.fallback = fallback
+        self.prefixes = list((prefixes or {}).items())
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
-            route = self.routes.get(scope["path"])
+            path = scope["path"]
+            route = self.routes.get(path)
             if route is not None:
-                try:
-                    return await route(scope, receive, send)
-                except Exception:  # a bug: say so in the log, answer 500 if nothing was sent yet
-                    log.exception("unhandled error on %s %s", scope.get("method"), scope["path"])
-                    try:
-                        await respond(send, 500, b'{"error": "internal error (logged)"}')
-                    except Exception:
-                        pass
-                    return
+                return await self._guarded(route, scope, receive, send)
+            for prefix, route in self.prefixes:
+                if path.startswith(prefix):
+                    return await self._guarded(route, scope, receive, send)
         return await self.fallback(scope, receive, send)
+
+    @staticmethod
+    async def _guarded(route, scope, receive, send):
+        try:
+            return await route(scope, receive, send)
+        except Exception:  # a bug: say so in the log, answer 500 if nothing was sent yet
+            log.exception("unhandled error on %s %s", scope.get("method"), scope["path"])
+            with contextlib.suppress(Exception):
+                await respond(send, 500, b'{"error": "internal error (logged)"}')
 
 
 def create_app(settings: Settings | None = None) -> FrontDoor:
@@ -145,7 +167,7 @@ def create_app(settings: Settings | None = None) -> FrontDoor:
             await runtime.stop()
 
     web = Litestar(
-        route_handlers=[healthz, prometheus, *REPORT_ROUTES],
+        route_handlers=[healthz, prometheus, *REPORT_ROUTES, *ADMIN_ROUTES],
         dependencies={
             "runtime": Provide(lambda: runtime, sync_to_thread=False),
             "connect": Provide(lambda: runtime.connect, sync_to_thread=False),
@@ -158,11 +180,13 @@ def create_app(settings: Settings | None = None) -> FrontDoor:
     trusted = parse_networks(settings.server.trusted_proxies)
     ing = settings.ingest
     routes = {
-        "/api/event": EventSource(runtime.edge, limits, ing.max_body_bytes, trusted),
+        "/api/event": EventSource(runtime.edge, limits, ing.max_body_bytes, trusted, runtime.schemas),
         "/p.gif": PixelSource(runtime.edge, limits, trusted),
-        "/api/v1/batch": BatchSource(runtime.edge, limits, ing.max_batch_bytes, ing.max_batch_events, trusted),
+        "/api/v1/batch": BatchSource(runtime.edge, limits, ing.max_batch_bytes, ing.max_batch_events, trusted,
+                                     runtime.schemas),
         **TrackerFiles(load_tracker_files()).routes(),
     }
-    app = FrontDoor(routes, web)
+    hooks = WebhookSource(runtime.hooks, runtime.edge, limits, ing.max_webhook_bytes, runtime.schemas)
+    app = FrontDoor(routes, web, {HOOKS_PREFIX: hooks})
     app.runtime = runtime
     return app

@@ -1,4 +1,4 @@
-"""The `strana` command: serve, migrate."""
+"""The `strana` command: serve, migrate, quarantine."""
 
 from __future__ import annotations
 
@@ -62,6 +62,97 @@ def cmd_migrate(args) -> int:
     return 0
 
 
+LOCKED = ("strana quarantine: cannot open {path}: {exc}\n"
+          "Is `strana serve` running on it? DuckDB lets one process hold the file. Stop the server, or ask it:\n"
+          "  curl -H 'Authorization: Bearer <[admin] token>' {url}/api/v1/quarantine\n"
+          "  curl -X POST -H 'Authorization: Bearer <[admin] token>' {url}/api/v1/quarantine/replay "
+          "-d '{{\"site\": \"...\"}}'")
+
+
+def _locked(settings, path, exc) -> int:
+    url = f"http://{settings.server.host}:{settings.server.port}"
+    print(LOCKED.format(path=path, exc=exc, url=url), file=sys.stderr)
+    return 1
+
+
+def cmd_quarantine(args) -> int:
+    import json
+
+    import duckdb
+
+    from collector import quarantine
+
+    settings = load()
+    path = settings.data_dir / "strana.duckdb"
+    if not path.exists():
+        print(f"strana quarantine: no store at {path}", file=sys.stderr)
+        return 1
+    if args.action == "replay":
+        return _replay(settings, path, args)
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.IOException as exc:
+        return _locked(settings, path, exc)
+    try:
+        items = quarantine.select(con, site=args.site, reason=args.reason, item_id=args.id,
+                                  pending=not args.all or args.action == "show")
+        if args.action == "show":
+            if not items:
+                print(f"strana quarantine: no item {args.id or ''}", file=sys.stderr)
+                return 1
+            print(json.dumps([i.full() for i in items] if len(items) > 1 else items[0].full(), indent=2))
+        elif args.json:
+            print(json.dumps([i.full() for i in items], indent=2))
+        else:
+            for site, day, reason, n, waiting in quarantine.counts(con):
+                print(f"# {day} {site} {reason}: {n} kept, {waiting} waiting for a replay")
+            for i in items:
+                s = i.summary()
+                print(f"{s['id']}  {s['received_at'][:19]}  {s['site']}  {s['source']}  {s['reason']}  "
+                      f"{s['detail'][:100]}" + (f"  (replayed {s['replayed_at'][:19]})" if s["replayed_at"] else ""))
+    finally:
+        con.close()
+    return 0
+
+
+def _replay(settings, path, args) -> int:
+    import asyncio
+    import json
+
+    import duckdb
+
+    from collector import quarantine
+    from collector.app import Runtime
+
+    runtime = Runtime(settings)
+    try:
+        runtime.open()
+    except duckdb.IOException as exc:
+        return _locked(settings, path, exc)
+    crash_after = int(os.environ.get("STRANA_TEST_REPLAY_CRASH_AFTER", "0"))  # tests: die midway, on purpose
+
+    async def run() -> list[dict]:
+        await runtime.start(jobs=False)
+        results = []
+        try:
+            items = quarantine.select(runtime.connect(), site=args.site, reason=args.reason, item_id=args.id)
+            for n, item in enumerate(items, 1):
+                results.append(await runtime.replayer.one(item))
+                print(json.dumps(results[-1]), flush=True)
+                if crash_after and n >= crash_after:
+                    os._exit(70)
+        finally:
+            await runtime.stop()
+        return results
+
+    results = asyncio.run(run())
+    stored = sum(r["result"] == "stored" for r in results)
+    failing = sum(r["result"] == "still failing" for r in results)
+    print(f"replayed {len(results)} item(s): {stored} stored, {len(results) - stored - failing} already stored, "
+          f"{failing} still failing", file=sys.stderr)
+    return 0 if not failing else 3
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="strana", description="Privacy-first web analytics.")
     parser.add_argument("--config", help="path to strana.toml (default: $STRANA_CONFIG or ./strana.toml)")
@@ -77,6 +168,16 @@ def build_parser() -> argparse.ArgumentParser:
     mig = sub.add_parser("migrate", help="apply pending store migrations")
     mig.add_argument("--data-dir", dest="data_dir")
     mig.set_defaults(func=cmd_migrate)
+
+    q = sub.add_parser("quarantine", help="list, show or replay events kept in quarantine (server stopped)")
+    q.add_argument("action", choices=["list", "show", "replay"])
+    q.add_argument("--data-dir", dest="data_dir")
+    q.add_argument("--site")
+    q.add_argument("--reason", choices=["schema", "mapping"])
+    q.add_argument("--id", help="one item, by its id")
+    q.add_argument("--all", action="store_true", help="list: replayed items too")
+    q.add_argument("--json", action="store_true", help="list: everything, payloads included, as JSON (export)")
+    q.set_defaults(func=cmd_quarantine)
     return parser
 
 

@@ -15,6 +15,8 @@ accepted_total = Counter("strana_events_accepted_total", "Events accepted (2xx) 
                          registry=REGISTRY)
 dropped_total = Counter("strana_events_dropped_total", "Events dropped by an enhancer, by reason", ["reason"],
                         registry=REGISTRY)
+quarantined_total = Counter("strana_events_quarantined_total", "Events kept in quarantine, by way in and reason",
+                            ["source", "reason"], registry=REGISTRY)
 stored_total = Counter("strana_events_stored_total", "Events committed to the store", registry=REGISTRY)
 store_failures_total = Counter("strana_store_failures_total", "Group commits that failed", registry=REGISTRY)
 commit_rows = Histogram("strana_commit_batch_rows", "Events per group commit",

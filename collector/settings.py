@@ -24,6 +24,7 @@ SETTINGS: list[tuple[str, str, Any, str]] = [
     ("server", "log_level", "info", "debug, info, warning, error"),
     ("ingest", "max_body_bytes", 65536, "largest body accepted by /api/event"),
     ("ingest", "max_batch_bytes", 1048576, "largest (decompressed) body accepted by /api/v1/batch"),
+    ("ingest", "max_webhook_bytes", 1048576, "largest body accepted by /hooks/<name>"),
     ("ingest", "max_batch_events", 500, "most events in one /api/v1/batch request"),
     ("ingest", "max_past_days", 7, "oldest client timestamp accepted, in days before now"),
     ("ingest", "max_future_seconds", 300, "how far in the future a client timestamp may be"),
@@ -42,6 +43,7 @@ SETTINGS: list[tuple[str, str, Any, str]] = [
      "background, replayed after a crash) or commit (the DuckDB commit itself)"),
     ("privacy", "dnt_policy", "anonymous", "DNT / Sec-GPC: ignore, anonymous (counted, no visitor id) or drop"),
     ("geoip", "database", "", "path to a MaxMind-format City .mmdb; empty: the bundled GeoLite2 file if installed"),
+    ("admin", "token", "", "bearer token for the admin API (/api/v1/quarantine); empty: the admin API is off"),
     ("bus", "kind", "memory", "memory (embedded) | kafka | nats"),
     ("sink", "kind", "duckdb", "duckdb | parquet"),
 ]

@@ -96,9 +96,11 @@ class Worker:
         delivery.fail(StoreFailed(str(exc)))
 
     async def _commit(self, envelopes, position) -> None:
-        events, drops, fresh = [], {}, []
+        events, drops, fresh, quarantine, replayed = [], {}, [], [], []
         seen_now: set[bytes] = set()
         for envelope in envelopes:
+            quarantine.extend(envelope.quarantine)
+            replayed.extend(envelope.replayed)
             for key, n in envelope.drops.items():
                 drops[key] = drops.get(key, 0) + n
             for hit in envelope.events:
@@ -115,7 +117,8 @@ class Worker:
         kept = self.chain.run(events).kept
         batch = to_arrow(kept) if kept else None
         started = time.perf_counter()
-        await asyncio.get_running_loop().run_in_executor(self.executor, self.sink.write, batch, drops, position)
+        await asyncio.get_running_loop().run_in_executor(self.executor, self.sink.write, batch, drops, position,
+                                                           quarantine, replayed)
         metrics.commit_seconds.observe(time.perf_counter() - started)
         metrics.commit_rows.observe(len(kept))
         metrics.stored_total.inc(len(kept))

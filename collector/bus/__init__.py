@@ -11,7 +11,9 @@ Every backend has the same small shape, like Litestar's channels backends:
   them and then calls `ack()` (or `fail(exc)`).
 
 Envelopes carry only anonymous events (stored fields, never the IP or the
-user agent) and drop counts per (site, day, reason).
+user agent), drop counts per (site, day, reason), quarantined items
+(collector/quarantine.py) and the ids of quarantined items a replay stored,
+so all of them commit in one transaction.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class StoreFailed(Exception):
 class Envelope:
     events: list[Hit] = field(default_factory=list)
     drops: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (site, day, reason) -> n
+    quarantine: list = field(default_factory=list)  # quarantine.Item
+    replayed: list[bytes] = field(default_factory=list)  # quarantine ids this envelope's events replay
 
 
 class Delivery(Protocol):

@@ -2,7 +2,9 @@
 
 Judged on the user agent of hits that come from browsers (the tracker, the
 pixel, a batch event that carries a UA). A batch event with no UA at all is a
-server-side event (an SDK reporting a purchase, say), not a bot.
+server-side event (an SDK reporting a purchase, say), not a bot; so is every
+webhook event (via `webhook`): it comes from the sender's servers, whose
+client (Stripe/1.0, GitHub-Hookshot) says nothing about a visitor.
 
 The crawler list is crawlerdetect's (1,400+ patterns, kept up to date by the
 CrawlerDetect project). crawlerdetect itself matches them as one Python
@@ -73,7 +75,7 @@ class DropBots:
 
     def __call__(self, hit: Hit) -> str | None:
         ua = hit.user_agent
-        if ua is None and hit.via == "batch":
+        if ua is None and hit.via in ("batch", "webhook"):
             return None  # a server-side event, not a browser
         if not ua:
             return "junk_ua"

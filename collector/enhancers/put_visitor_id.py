@@ -5,7 +5,9 @@ collector/salts.py), so an id cannot be recomputed once its salt is gone.
 The id under yesterday's salt travels along as `prev_visitor_id` so that a
 visit running over midnight keeps its session. A server-side sender's user
 key (`visitor`) replaces IP + UA; it is hashed the same way and never kept.
-Hits with DNT/GPC under the `anonymous` policy get no id.
+Hits with DNT/GPC under the `anonymous` policy get no id, and so do hits
+with nothing to hash (no key, no IP, no UA: a webhook without a user key),
+which would otherwise all share one id per site and day.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ class PutVisitorId:
             return None
         if hit.visitor_key is not None:
             material = f"{hit.site}\x00key\x00{hit.visitor_key}".encode()
+        elif hit.ip is None and hit.user_agent is None:
+            hit.visitor_id = None
+            return None
         else:
             material = f"{hit.site}\x00{hit.ip or ''}\x00{hit.user_agent or ''}".encode()
         today, yesterday = self.salts.pair(int(self.clock() // 86400))

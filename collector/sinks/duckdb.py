@@ -1,4 +1,4 @@
-"""The embedded store: one DuckDB file that holds events, drop counts, salts and bus positions.
+"""The embedded store: one DuckDB file that holds events, drop counts, quarantine, salts and bus positions.
 
 One process owns the file (DuckDB allows one writer and then no other
 process may open it). `write` is called from one dedicated thread and commits
@@ -8,6 +8,7 @@ whole or not at all.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import duckdb
@@ -29,7 +30,8 @@ class DuckDBSink:
         return self.con.cursor()
 
     def write(self, events: pa.RecordBatch | None, drops: dict[tuple[str, str, str], int],
-              position: dict[tuple[str, int], int] | None = None) -> None:
+              position: dict[tuple[str, int], int] | None = None, quarantine: list | None = None,
+              replayed: list[bytes] | None = None) -> None:
         con = self.con
         con.execute("BEGIN")
         try:
@@ -39,6 +41,17 @@ class DuckDBSink:
             if drops:
                 con.executemany("INSERT INTO drops VALUES (?, ?, ?, ?)",
                                 [[site, day, reason, n] for (site, day, reason), n in drops.items()])
+            if quarantine:
+                con.executemany(
+                    "INSERT INTO quarantine VALUES (?, ?, make_timestamptz(?), ?, ?, ?, ?, ?, NULL) "
+                    "ON CONFLICT (id) DO NOTHING",
+                    [[uuid.UUID(bytes=q.id), q.site, q.received_at, q.source, q.reason, q.detail, q.payload,
+                      q.context] for q in {q.id: q for q in quarantine}.values()],
+                )
+            if replayed:
+                con.execute("UPDATE quarantine SET replayed_at = now() "
+                            "WHERE id IN (SELECT unnest(?::UUID[])) AND replayed_at IS NULL",
+                            [[uuid.UUID(bytes=i) for i in replayed]])
             if position:
                 con.executemany(
                     "INSERT INTO bus_positions VALUES (?, ?, ?) "

@@ -24,32 +24,51 @@ import threading
 import time
 import zlib
 from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
 import pyarrow as pa
 
 from collector.events import SCHEMA
+from collector.quarantine import Item as QuarantineItem
 
 log = logging.getLogger("strana.spool")
 HEADER = struct.Struct("<II")  # payload length, crc32
 STREAM = "spool"
 
 
-def _encode(events: pa.RecordBatch | None, drops: dict) -> bytes:
+@dataclass
+class Record:
+    """What one group commit hands the sink; all of it is stored in one transaction."""
+
+    events: pa.RecordBatch | pa.Table | None
+    drops: dict
+    quarantine: list = field(default_factory=list)
+    replayed: list = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return self.events.num_rows if self.events is not None else 0
+
+
+def _encode(record: Record) -> bytes:
+    events = record.events
     ipc = events.serialize().to_pybytes() if events is not None and events.num_rows else None
-    payload = msgspec.msgpack.encode([ipc, [[s, d, r, n] for (s, d, r), n in drops.items()]])
+    payload = msgspec.msgpack.encode([ipc, [[s, d, r, n] for (s, d, r), n in record.drops.items()],
+                                      record.quarantine, record.replayed])
     return HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
-def _decode(payload: bytes) -> tuple[pa.RecordBatch | None, dict]:
-    ipc, drops = msgspec.msgpack.decode(payload)
+def _decode(payload: bytes) -> Record:
+    ipc, drops, quarantine, replayed = msgspec.msgpack.decode(payload)
     events = pa.ipc.read_record_batch(pa.py_buffer(ipc), SCHEMA) if ipc else None
-    return events, {(s, d, r): n for s, d, r, n in drops}
+    return Record(events, {(s, d, r): n for s, d, r, n in drops},
+                  msgspec.convert(quarantine, list[QuarantineItem]), replayed)
 
 
 def read_records(path: Path, start: int = 0):
-    """Yield (events, drops, end offset) from `start`; stops at the first torn or corrupt record."""
+    """Yield (record, end offset) from `start`; stops at the first torn or corrupt record."""
     with open(path, "rb") as f:
         f.seek(start)
         offset = start
@@ -62,7 +81,7 @@ def read_records(path: Path, start: int = 0):
             if len(payload) < length or zlib.crc32(payload) != crc:
                 return
             offset += HEADER.size + length
-            yield (*_decode(payload), offset)
+            yield _decode(payload), offset
 
 
 class SpoolingSink:
@@ -73,7 +92,7 @@ class SpoolingSink:
         self.segment_bytes = segment_bytes
         self.max_load_rows = max_load_rows
         self._cond = threading.Condition()
-        self._pending: deque[tuple[pa.RecordBatch | None, dict, int, int]] = deque()  # events, drops, seg, end
+        self._pending: deque[tuple[Record, int, int]] = deque()  # record, segment, end offset
         self._written = (0, 0)  # (segment, end offset) of the last fsynced record
         self._loaded = (0, 0)
         self._closing = False
@@ -113,9 +132,9 @@ class SpoolingSink:
                 continue
             start = done_off if seg == done_seg else 0
             end = start
-            for events, drops, end in read_records(path, start):
-                self.inner.write(events, drops, {(STREAM, seg): end})
-                replayed += events.num_rows if events is not None else 0
+            for record, end in read_records(path, start):
+                self._store(record, {(STREAM, seg): end})
+                replayed += record.rows
             if end < path.stat().st_size:
                 log.warning("spool %s: cut a torn record at byte %d (it was never acknowledged)", path.name, end)
                 os.truncate(path, end)
@@ -141,21 +160,26 @@ class SpoolingSink:
             os.close(dir_fd)
         self._offset = 0
 
-    def write(self, events: pa.RecordBatch | None, drops: dict, position=None) -> None:
+    def _store(self, record: Record, position) -> None:
+        self.inner.write(record.events, record.drops, position, record.quarantine, record.replayed)
+
+    def write(self, events: pa.RecordBatch | None, drops: dict, position=None, quarantine: list | None = None,
+              replayed: list | None = None) -> None:
         """Durable on return (fdatasync). Called from one thread only (the worker's store thread)."""
+        record = Record(events, drops, list(quarantine or ()), list(replayed or ()))
         if position is not None:  # a bus position must be stored with the rows: go straight through
             self.wait_loaded()
-            return self.inner.write(events, drops, position)
+            return self._store(record, position)
         if self._error is not None:
             raise RuntimeError(f"the store failed earlier: {self._error}")
-        record = _encode(events, drops)
-        written = os.write(self._fd, record)
-        if written != len(record):
+        data = _encode(record)
+        written = os.write(self._fd, data)
+        if written != len(data):
             raise OSError("short write to the spool")
         os.fdatasync(self._fd)
-        self._offset += len(record)
+        self._offset += len(data)
         with self._cond:
-            self._pending.append((events, drops, self._segment, self._offset))
+            self._pending.append((record, self._segment, self._offset))
             self._written = (self._segment, self._offset)
             self._cond.notify_all()
         if self._offset >= self.segment_bytes:
@@ -175,17 +199,22 @@ class SpoolingSink:
                 while self._pending and rows < self.max_load_rows:
                     item = self._pending.popleft()
                     take.append(item)
-                    rows += item[0].num_rows if item[0] is not None else 0
-            batches = [events for events, _, _, _ in take if events is not None]
-            drops: dict = {}
-            for _, d, _, _ in take:
-                for key, n in d.items():
-                    drops[key] = drops.get(key, 0) + n
-            segment, end = take[-1][2], take[-1][3]
-            table = pa.Table.from_batches(batches, SCHEMA).combine_chunks() if batches else None
+                    rows += item[0].rows
+            merged = Record(None, {})
+            batches = []
+            for record, _, _ in take:
+                if record.events is not None:
+                    batches.append(record.events)
+                for key, n in record.drops.items():
+                    merged.drops[key] = merged.drops.get(key, 0) + n
+                merged.quarantine.extend(record.quarantine)
+                merged.replayed.extend(record.replayed)
+            segment, end = take[-1][1], take[-1][2]
+            if batches:
+                merged.events = pa.Table.from_batches(batches, SCHEMA).combine_chunks()
             for attempt in range(100):
                 try:
-                    self.inner.write(table, drops, {(STREAM, segment): end})
+                    self._store(merged, {(STREAM, segment): end})
                     break
                 except Exception as exc:  # keep what was acknowledged: it is in the spool, retry
                     log.error("loading the spool into the store failed (attempt %d): %s", attempt + 1, exc)
@@ -213,7 +242,7 @@ class SpoolingSink:
 
     def lag(self) -> int:
         with self._cond:
-            return sum(e.num_rows for e, _, _, _ in self._pending if e is not None)
+            return sum(record.rows for record, _, _ in self._pending)
 
     def close(self) -> None:
         with self._cond:

@@ -6,6 +6,9 @@ than [ingest] max_past_days nor in the future), and the visitor's `ip`,
 `user_agent` or `visitor` key, which the edge uses and never stores. The
 body may be gzip-compressed. Validation is all or nothing: one bad event
 and the answer is 422 listing every bad event by index, and nothing is stored.
+An event whose props fail its site's schema is not bad input but kept in
+quarantine: the others are stored, and it is listed under `ignored` with the
+reason `quarantined`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import msgspec
 
 from collector import metrics
 from collector.bus import BusUnavailable, StoreFailed
+from collector.quarantine import screen
 from collector.sources.http import CORS, PREFLIGHT, BadRequest, Request, client_address, decode_json, respond
 from collector.sources.plausible import hits_from_payload
 
@@ -24,14 +28,15 @@ OK = metrics.requests_total.labels(ROUTE, 202)  # bound once: labels() costs a l
 
 
 class BatchSource:
-    def __init__(self, edge, limits, max_body: int, max_events: int, trusted: list):
+    def __init__(self, edge, limits, max_body: int, max_events: int, trusted: list, schemas=None):
         self.edge = edge
+        self.schemas = schemas
         self.limits = limits
         self.max_body = max_body
         self.max_events = max_events
         self.trusted = trusted
 
-    def _parse(self, body: bytes, now_us: int) -> tuple[list, list[int]]:
+    def _parse(self, body: bytes, now_us: int) -> tuple[list, list[int], list]:
         payload = decode_json(body, 'send {"events": [...]}')
         if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
             raise BadRequest(422, "must be a list of events: send {\"events\": [...]}", "events")
@@ -57,7 +62,7 @@ class BatchSource:
                                   f"First: {first['field']}: {first['message']}")
             exc.details = errors
             raise exc
-        return hits, owners
+        return hits, owners, items
 
     async def __call__(self, scope, receive, send) -> None:
         request = Request(scope, receive)
@@ -68,7 +73,7 @@ class BatchSource:
             return await respond(send, 405, b'{"error": "use POST"}', CORS + [(b"allow", b"POST, OPTIONS")])
         try:
             body = await request.decoded_body(self.max_body)
-            hits, owners = self._parse(body, time.time_ns() // 1000)
+            hits, owners, items = self._parse(body, time.time_ns() // 1000)
         except BadRequest as exc:
             metrics.rejected_total.labels(ROUTE, exc.reason).inc()
             metrics.requests_total.labels(ROUTE, exc.status).inc()
@@ -82,7 +87,8 @@ class BatchSource:
                 hit.ip = sender_ip  # Plausible's rule: no visitor given, the sender's address stands in
         index_of = {id(hit): owner for hit, owner in zip(hits, owners, strict=True)}
         try:
-            outcome = await self.edge.accept(hits)
+            pending = screen(hits, [items[i] for i in owners], self.schemas, "api/v1/batch")
+            outcome = await self.edge.accept(hits, pending)
         except (BusUnavailable, StoreFailed) as exc:
             metrics.requests_total.labels(ROUTE, 503).inc()
             body = msgspec.json.encode({"error": f"nothing stored, try again: {exc}"})

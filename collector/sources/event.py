@@ -2,7 +2,9 @@
 
 Like Plausible, the body is read as JSON whatever the content type (trackers
 send text/plain to skip the CORS preflight) and the answer is 202 `ok`.
-An ignored hit still gets 202, with `X-Strana-Ignored: <reason>`.
+An ignored hit still gets 202, with `X-Strana-Ignored: <reason>`; so does
+one whose props fail the site's schema: it is kept in quarantine
+(`X-Strana-Ignored: quarantined`), since a browser cannot fix what it sent.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import msgspec
 
 from collector import metrics
 from collector.bus import BusUnavailable, StoreFailed
+from collector.quarantine import screen
 from collector.sources.http import CORS, PREFLIGHT, BadRequest, Request, client_address, decode_json, respond
 from collector.sources.plausible import hits_from_payload
 
@@ -21,8 +24,9 @@ OK = metrics.requests_total.labels(ROUTE, 202)  # bound once: labels() costs a l
 
 
 class EventSource:
-    def __init__(self, edge, limits, max_body: int, trusted: list):
+    def __init__(self, edge, limits, max_body: int, trusted: list, schemas=None):
         self.edge = edge
+        self.schemas = schemas
         self.limits = limits
         self.max_body = max_body
         self.trusted = trusted
@@ -49,7 +53,7 @@ class EventSource:
         for hit in hits:
             hit.ip, hit.user_agent, hit.privacy_signal = ip, ua, signal
         try:
-            outcome = await self.edge.accept(hits)
+            outcome = await self.edge.accept(hits, screen(hits, [payload] * len(hits), self.schemas, "api/event"))
         except (BusUnavailable, StoreFailed) as exc:
             metrics.requests_total.labels(ROUTE, 503).inc()
             body = msgspec.json.encode({"error": f"not stored, try again: {exc}"})
