@@ -99,6 +99,8 @@ class SpoolingSink:
         self._error: BaseException | None = None
         self._fd: int | None = None
         self._segment = 0
+        self._offset = 0
+        self._broken = False
         self._loader: threading.Thread | None = None
 
     # ---- the inner sink's reading side passes through
@@ -149,16 +151,15 @@ class SpoolingSink:
         return replayed
 
     def _open_segment(self, segment: int) -> None:
+        fd = os.open(self._path(segment), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         if self._fd is not None:
             os.close(self._fd)
-        self._segment = segment
-        self._fd = os.open(self._path(segment), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._segment, self._fd = segment, fd
         dir_fd = os.open(self.folder, os.O_RDONLY)
         try:
             os.fsync(dir_fd)  # the new file's name is durable too
         finally:
             os.close(dir_fd)
-        self._offset = 0
 
     def _store(self, record: Record, position) -> None:
         self.inner.write(record.events, record.drops, position, record.quarantine, record.replayed)
@@ -172,20 +173,37 @@ class SpoolingSink:
             return self._store(record, position)
         if self._error is not None:
             raise RuntimeError(f"the store failed earlier: {self._error}")
+        if self._broken:  # the last failure left a tail we could not cut: continue in a fresh segment
+            self._open_segment(self._segment + 1)
+            self._offset, self._broken = 0, False
         data = _encode(record)
-        written = os.write(self._fd, data)
-        if written != len(data):
-            raise OSError("short write to the spool")
-        os.fdatasync(self._fd)
+        try:
+            written = os.write(self._fd, data)
+            if written != len(data):
+                raise OSError(f"short write to the spool ({written} of {len(data)} bytes)")
+            os.fdatasync(self._fd)
+        except OSError:
+            # Disk full or I/O error: nothing of this record may stay, or later records would sit behind a
+            # torn one. The caller answers 503; the client retries.
+            try:
+                os.ftruncate(self._fd, self._offset)
+            except OSError:
+                self._broken = True
+            raise
         self._offset += len(data)
         with self._cond:
             self._pending.append((record, self._segment, self._offset))
             self._written = (self._segment, self._offset)
             self._cond.notify_all()
-        if self._offset >= self.segment_bytes:
+        if self._offset >= self.segment_bytes:  # the record is durable: a failed rotation must not undo its 2xx
             self.wait_loaded()
             old = self._segment
-            self._open_segment(old + 1)
+            try:
+                self._open_segment(old + 1)
+            except OSError as exc:
+                log.warning("spool: could not start a new segment (%s); staying on %s", exc, self._path(old).name)
+                return
+            self._offset = 0
             self._path(old).unlink(missing_ok=True)
 
     def _load_loop(self) -> None:
