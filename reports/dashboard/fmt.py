@@ -16,6 +16,7 @@ DIM_NAMES = {
 OPS = {"is": "is", "is_not": "is not", "contains": "contains", "contains_not": "does not contain",
        "matches": "matches", "matches_not": "does not match", "matches_wildcard": "matches",
        "matches_wildcard_not": "does not match"}
+CURRENCY = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥", "INR": "₹", "CHF": "CHF "}
 LOWER_IS_BETTER = {"bounce_rate"}
 POINTS = {"bounce_rate", "conversion_rate"}
 
@@ -24,7 +25,10 @@ def number(value) -> str:
     if value is None:
         return "—"
     if isinstance(value, dict):  # revenue: {"value", "currency", "short", "long"}
-        return str(value.get("short") or value.get("value"))
+        amount = value.get("value") or 0
+        symbol = CURRENCY.get(value.get("currency") or "", "")
+        text = f"{amount:,.0f}" if amount < 10_000 else number(int(amount))
+        return f"{symbol}{text}" if symbol else f"{text} {value.get('currency') or ''}".strip()
     if isinstance(value, float) and not value.is_integer():
         return f"{value:,.2f}".rstrip("0").rstrip(".")
     n = int(value)
