@@ -8,6 +8,7 @@ code at all.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -108,7 +109,7 @@ def export(site: str, card: str, request: Request, connect: object, settings: ob
             return Response({"error": str(exc)}, status_code=400)
     finally:
         con.close()
-    filename = f"{name}-{card}-{tab.key}.csv"
+    filename = re.sub(r"[^a-z0-9._-]+", "_", f"{name}-{card}-{tab.key}.csv")
     return Response(runner.to_csv(parsed, result), media_type="text/csv; charset=utf-8",
                     headers={"content-disposition": f'attachment; filename="{filename}"'})
 
