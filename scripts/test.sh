@@ -28,4 +28,9 @@ if [ -f trackers/js/package-lock.json ]; then
   (cd trackers/js && npm ci --silent --no-audit --no-fund)
 fi
 
+# The dashboard tests' axe-core (accessibility check), pinned by its lockfile.
+if [ -f reports/frontend/package-lock.json ]; then
+  (cd reports/frontend && npm ci --silent --no-audit --no-fund)
+fi
+
 exec .venv/bin/python -m pytest "$@"
