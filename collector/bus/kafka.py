@@ -36,6 +36,7 @@ from collector.bus import BusError, BusUnavailable, Envelope
 from collector.bus.wire import decode, split
 
 log = logging.getLogger("strana.kafka")
+FENCED = (KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError._FATAL)
 
 
 def client_config(bus) -> dict:
@@ -106,24 +107,51 @@ class KafkaBus:
         self._poller: threading.Thread | None = None
         self._backoff = 0.0
         self._drain_until = 0.0
+        self._retired: list[Producer] = []
+        self._generation = 0
 
     # ---- ingest side ----
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         cfg = client_config(self.settings.bus)
-        timeout = self.settings.bus.publish_timeout_ms
         if not self.consume:
-            self.producer = Producer({**cfg, "enable.idempotence": True, "acks": "all", "linger.ms": 2,
-                                      "message.timeout.ms": timeout, "request.timeout.ms": min(timeout, 30000)})
+            self.producer = self._new_producer()
             self._poller = threading.Thread(target=self._poll_producer, name="strana-kafka-poll", daemon=True)
             self._poller.start()
         else:
             await self.loop.run_in_executor(self._threads, self._open_consumer, cfg)
 
+    def _new_producer(self) -> Producer:
+        timeout = self.settings.bus.publish_timeout_ms
+        gen = self._generation
+        return Producer({**client_config(self.settings.bus), "enable.idempotence": True, "acks": "all",
+                         "linger.ms": 2, "message.timeout.ms": timeout, "request.timeout.ms": min(timeout, 30000),
+                         "error_cb": lambda err: self._on_error(err, gen)})
+
+    def _on_error(self, err, generation: int) -> None:
+        if err.fatal():
+            self.loop.call_soon_threadsafe(self._replace_producer, err, generation)
+
+    def _replace_producer(self, err, generation: int) -> None:
+        """An idempotent producer that hit a fatal error (tansu fences it after the epoch bump that follows a
+        timed-out message) takes nothing more: put a new one in its place, fail what the old one still held
+        (those requests get 503), and keep polling it until its callbacks have all run."""
+        if self._closed or generation != self._generation:
+            return  # already replaced
+        self._generation += 1
+        log.warning("kafka: producer failed for good (%s); starting a new one", err.str())
+        old, self.producer = self.producer, self._new_producer()
+        old.purge(in_queue=True, in_flight=True, blocking=False)
+        self._retired.append(old)
+
     def _poll_producer(self) -> None:
         while not self._closed or (len(self.producer) and time.monotonic() < self._drain_until):
             self.producer.poll(0.05)
+            for old in list(self._retired):
+                old.poll(0)
+                if not len(old):
+                    self._retired.remove(old)
 
     def pending(self) -> int:
         return self._in_flight
@@ -139,7 +167,8 @@ class KafkaBus:
         try:
             for part, body, _ in split(envelope, self.partitions):
                 future = self.loop.create_future()
-                self.producer.produce(self.topic, body, partition=part, on_delivery=self._resolver(future))
+                self.producer.produce(self.topic, body, partition=part,
+                                      on_delivery=self._resolver(future, self._generation))
                 futures.append(future)
             await asyncio.gather(*futures)
         except BufferError:
@@ -149,9 +178,11 @@ class KafkaBus:
         finally:
             self._in_flight -= n
 
-    def _resolver(self, future: asyncio.Future):
+    def _resolver(self, future: asyncio.Future, generation: int):
         def resolve(err, _msg) -> None:
             self.loop.call_soon_threadsafe(_settle, future, err)
+            if err is not None and (err.fatal() or err.code() in FENCED):
+                self.loop.call_soon_threadsafe(self._replace_producer, err, generation)
         return resolve
 
     # ---- worker side ----
