@@ -56,17 +56,25 @@ async def _quiet(*_args) -> None:
 
 async def connect(bus, *, reconnect: bool = True):
     """A connection, or a BusError naming `[bus] servers` and the addresses tried."""
+    errors: list[BaseException] = []
+    connected = False
+
+    async def on_error(exc) -> None:
+        if connected:
+            log.warning("nats: %s", exc)
+        else:
+            errors.append(exc)  # reported once, in the BusError below
+
     try:
-        return await asyncio.wait_for(
-            nats.connect(**connect_options(bus, reconnect=reconnect), error_cb=_log_error,
+        nc = await asyncio.wait_for(
+            nats.connect(**connect_options(bus, reconnect=reconnect), error_cb=on_error,
                          disconnected_cb=_quiet, reconnected_cb=_quiet),
             timeout=bus.connect_timeout_ms / 1000 + 1)
     except (NatsError, OSError, TimeoutError) as exc:
-        raise BusError(f"[bus] servers: cannot reach NATS at {bus.servers} ({type(exc).__name__}: {exc})") from None
-
-
-async def _log_error(exc) -> None:
-    log.warning("nats: %s", exc)
+        cause = errors[-1] if errors else exc
+        raise BusError(f"[bus] servers: cannot reach NATS at {bus.servers} ({cause or type(cause).__name__})") from None
+    connected = True
+    return nc
 
 
 async def ensure_stream(settings) -> None:
