@@ -1,6 +1,9 @@
 """The one place that wires Strana together: settings → store → chains → bus → worker → routes.
 
-`create_app()` is the ASGI factory Granian runs. The three ingest routes are
+`create_app()` is the ASGI factory Granian runs: the embedded default (role
+`all`: memory bus, worker and DuckDB in this process) or role `ingest` (edge
+only, publishing to Kafka/NATS; no store is opened). `WorkerRuntime` is what
+`strana worker` runs: bus consumer → consumer chain → sink. The three ingest routes are
 bare ASGI callables (the hot path); everything else is a Litestar app, whose
 lifespan opens and closes the parts in order. On shutdown (SIGTERM) the bus
 stops taking new events, the worker drains and commits everything accepted,
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 
 from litestar import Litestar, MediaType, get
@@ -22,6 +26,7 @@ from prometheus_client import generate_latest
 
 from collector import metrics
 from collector.admin import ROUTES as ADMIN_ROUTES
+from collector.bus import BusError, parse_partitions
 from collector.bus.memory import MemoryBus
 from collector.edge import Edge
 from collector.enhancers import consumer_chain, edge_chain
@@ -47,12 +52,44 @@ from reports.api import ROUTES as REPORT_ROUTES
 log = logging.getLogger("strana")
 
 
+def make_bus(settings: Settings, *, consume: bool = False):
+    if settings.bus.kind == "kafka":
+        from collector.bus.kafka import KafkaBus
+        return KafkaBus(settings, consume=consume)
+    from collector.bus.nats import NatsBus
+    return NatsBus(settings, consume=consume)
+
+
+def make_salt_store(settings: Settings):
+    if settings.bus.kind == "kafka":
+        from collector.salts_kafka import KafkaSaltStore
+        return KafkaSaltStore(settings)
+    from collector.salts_nats import NatsSaltStore
+    return NatsSaltStore(settings)
+
+
+def check_bus(settings: Settings, role: str) -> None:
+    """Before serving: the role fits the bus, the brokers answer, the topics/streams exist. Raises BusError."""
+    kind = settings.bus.kind
+    if role == "all" and kind != "memory":
+        raise BusError(f"[bus] kind = {kind} is for scale-out: run `strana serve --role ingest` and `strana worker`")
+    if role != "all" and kind == "memory":
+        raise BusError(f"[bus] kind = memory cannot be shared between processes: set it to kafka or nats for {role}")
+    if kind == "kafka":
+        from collector.bus.kafka import ensure_topics
+        ensure_topics(settings)
+    elif kind == "nats":
+        from collector.bus.nats import ensure_stream
+        asyncio.run(ensure_stream(settings))
+
+
 @dataclass
 class Runtime:
     settings: Settings
     sink: DuckDBSink | None = None
     salts: SaltKeeper | None = None
-    bus: MemoryBus | None = None
+    salt_store: object = None
+    bus: object = None
     edge: Edge | None = None
     worker: Worker | None = None
     hooks: dict = field(default_factory=dict)
@@ -61,6 +98,10 @@ class Runtime:
     tasks: list = field(default_factory=list)
     scheduler: object = None
 
+    @property
+    def ingest_only(self) -> bool:
+        return self.settings.server.role == "ingest"
+
     def open(self) -> None:
         s = self.settings
         try:  # checked before the store is opened: a config mistake stops here, naming the table
@@ -68,6 +109,10 @@ class Runtime:
             self.schemas = Schemas.from_settings(s)
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
+        if self.ingest_only:
+            return self._open_ingest()
+        if s.bus.kind != "memory":
+            raise SettingsError(f"[bus] kind = {s.bus.kind} needs `strana serve --role ingest` and `strana worker`")
         db_path = s.data_dir / "strana.duckdb"
         self.sink = DuckDBSink(db_path)
         if s.ingest.durability == "spool":
@@ -83,6 +128,17 @@ class Runtime:
         log.info("strana: store %s (2xx after %s), bus %s, settings from %s", db_path, s.ingest.durability,
                  s.bus.kind, s.source)
 
+    def _open_ingest(self) -> None:
+        """Edge only: sources + edge chain → Kafka/NATS. Salts from the bus's shared store, no DuckDB file."""
+        s = self.settings
+        self.salt_store = make_salt_store(s)
+        self.salts = SaltKeeper(self.salt_store)
+        self.salts.pair(int(time.time() // 86400))  # fetch today's salt now, not on the first request
+        self.bus = make_bus(s)
+        self.edge = Edge(edge_chain(s, self.salts), self.bus)
+        metrics.REGISTRY.register(metrics.ChainTimes([self.edge.chain]))
+        log.info("strana: ingest only, publishing to %s, settings from %s", s.bus.kind, s.source)
+
     def connect(self):
         """A read connection that sees every event acknowledged so far (waits briefly for the spool loader)."""
         if hasattr(self.sink, "wait_loaded"):
@@ -91,7 +147,8 @@ class Runtime:
 
     async def start(self, jobs: bool = True) -> None:
         await self.bus.start()
-        self.tasks.append(asyncio.create_task(self.worker.run(), name="strana-worker"))
+        if self.worker is not None:
+            self.tasks.append(asyncio.create_task(self.worker.run(), name="strana-worker"))
         if jobs:
             self.scheduler = start_scheduler(self)
 
@@ -104,12 +161,60 @@ class Runtime:
             for task in self.tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if self.ingest_only:
+                await self.bus.close()
+                self.salt_store.close()
+                log.info("strana: ingest drained and closed")
+                return
             self.worker.close()
             self.sink.close()
         except BaseException:
             log.exception("strana: error while stopping")
             raise
         log.info("strana: drained and closed; %d events stored this run", self.worker.stored)
+
+
+@dataclass
+class WorkerRuntime:
+    """`strana worker`: consume Kafka/NATS, run the consumer chain, store with the bus position, then ack."""
+
+    settings: Settings
+    sink: DuckDBSink | None = None
+    bus: object = None
+    worker: Worker | None = None
+    stored_before: int = 0
+
+    def open(self) -> None:
+        s = self.settings
+        owned = parse_partitions(s.worker.partitions, s.bus.partitions)
+        self.sink = DuckDBSink(s.data_dir / "strana.duckdb")
+        self.bus = make_bus(s, consume=True)
+        self.bus.consume_from(self.sink.positions(), owned)
+        self.worker = Worker(self.bus, consumer_chain(s), self.sink)
+        self.worker.warm_up()
+        self.stored_before = self.sink.reader().execute("SELECT count(*) FROM events").fetchone()[0]
+        log.info("strana worker: store %s, bus %s, partitions %s", self.sink.path, s.bus.kind,
+                 owned if owned is not None else "all/group")
+
+    async def start(self) -> None:
+        await self.bus.start()
+
+    async def run(self) -> None:
+        await self.worker.run()
+
+    async def stop(self) -> None:
+        await self.bus.stop()
+
+    async def close(self) -> None:
+        await self.bus.close()
+        self.worker.close()
+        self.sink.close()
+
+    async def status(self) -> dict:
+        if hasattr(self.bus, "refresh_lag"):
+            await self.bus.refresh_lag()
+        return {"stored_this_run": self.worker.stored, "stored_total": self.stored_before + self.worker.stored,
+                **self.bus.status()}
 
 
 @get("/healthz", media_type=MediaType.JSON, sync_to_thread=False)
@@ -167,7 +272,7 @@ def create_app(settings: Settings | None = None) -> FrontDoor:
             await runtime.stop()
 
     web = Litestar(
-        route_handlers=[healthz, prometheus, *REPORT_ROUTES, *ADMIN_ROUTES],
+        route_handlers=[healthz, prometheus, *([] if runtime.ingest_only else [*REPORT_ROUTES, *ADMIN_ROUTES])],
         dependencies={
             "runtime": Provide(lambda: runtime, sync_to_thread=False),
             "connect": Provide(lambda: runtime.connect, sync_to_thread=False),

@@ -1,8 +1,10 @@
-"""The `strana` command: serve, migrate, quarantine."""
+"""The `strana` command: serve, worker, status, migrate, quarantine."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -13,7 +15,8 @@ from collector.settings import SettingsError, load
 def _apply_overrides(args) -> None:
     """Command-line flags become STRANA_* variables, so the server process (Granian's worker) sees them."""
     for flag, var in (("host", "STRANA_SERVER__HOST"), ("port", "STRANA_SERVER__PORT"),
-                      ("data_dir", "STRANA_SERVER__DATA_DIR"), ("role", "STRANA_SERVER__ROLE")):
+                      ("data_dir", "STRANA_SERVER__DATA_DIR"), ("role", "STRANA_SERVER__ROLE"),
+                      ("partitions", "STRANA_WORKER__PARTITIONS")):
         value = getattr(args, flag, None)
         if value is not None:
             os.environ[var] = str(value)
@@ -21,8 +24,25 @@ def _apply_overrides(args) -> None:
         os.environ["STRANA_CONFIG"] = str(Path(args.config).resolve())
 
 
+def _check_bus(settings, role: str) -> bool:
+    """One clear line and a non-zero exit when the broker is missing or unreachable, not a traceback."""
+    if role == "all" and settings.bus.kind == "memory":
+        return True  # the embedded default: nothing to check, and no need to import the app here
+    from collector.app import check_bus
+    from collector.bus import BusError
+
+    try:
+        check_bus(settings, role)
+    except BusError as exc:
+        print(f"strana: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def cmd_serve(args) -> int:
     settings = load()
+    if not _check_bus(settings, settings.server.role):
+        return 1
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["STRANA_SERVER__DATA_DIR"] = str(data_dir)
@@ -36,6 +56,42 @@ def cmd_serve(args) -> int:
         interface=Interfaces.ASGI, loop=Loops.uvloop, workers=1, log_access=False,
         workers_kill_timeout=60,
     ).serve()
+    return 0
+
+
+def cmd_worker(args) -> int:
+    from collector import worker_process
+    from collector.app import WorkerRuntime
+    from collector.bus import BusError
+
+    settings = load()
+    logging.basicConfig(level=settings.server.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    if not _check_bus(settings, "worker"):
+        return 1
+    print(f"strana worker: {settings.bus.kind} → {settings.data_dir.resolve()}", file=sys.stderr, flush=True)
+    try:
+        return worker_process.run(WorkerRuntime(settings))
+    except BusError as exc:
+        print(f"strana worker: {exc}", file=sys.stderr)
+        return 1
+
+
+def cmd_status(args) -> int:
+    """Each worker's status file (stored, partitions, positions, lag) and each ingest's in-flight count."""
+    import urllib.request
+
+    settings = load()
+    report: dict = {"bus": settings.bus.kind, "workers": {}, "ingest": {}}
+    for data_dir in args.data_dirs or [str(settings.data_dir)]:
+        path = Path(data_dir) / "worker-status.json"
+        report["workers"][data_dir] = json.loads(path.read_text()) if path.exists() else "no worker status here"
+    for url in args.urls:
+        try:
+            with urllib.request.urlopen(url.rstrip("/") + "/healthz", timeout=5) as r:
+                report["ingest"][url] = {"in_flight": json.loads(r.read())["pending"]}
+        except OSError as exc:
+            report["ingest"][url] = f"unreachable: {exc}"
+    print(json.dumps(report, indent=2))
     return 0
 
 
@@ -164,6 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", dest="data_dir")
     serve.add_argument("--role", choices=["all", "ingest"])
     serve.set_defaults(func=cmd_serve)
+
+    work = sub.add_parser("worker", help="consume Kafka/NATS into the store (scale-out)")
+    work.add_argument("--data-dir", dest="data_dir")
+    work.add_argument("--partitions", help="partitions this worker owns, e.g. 0-3 (default: [worker] partitions)")
+    work.set_defaults(func=cmd_worker)
+
+    status = sub.add_parser("status", help="consumer lag, positions and in-flight counts")
+    status.add_argument("--data-dir", dest="data_dirs", action="append", help="a worker's data dir (repeatable)")
+    status.add_argument("--url", dest="urls", action="append", default=[], help="an ingest server (repeatable)")
+    status.set_defaults(func=cmd_status)
 
     mig = sub.add_parser("migrate", help="apply pending store migrations")
     mig.add_argument("--data-dir", dest="data_dir")

@@ -45,6 +45,22 @@ SETTINGS: list[tuple[str, str, Any, str]] = [
     ("geoip", "database", "", "path to a MaxMind-format City .mmdb; empty: the bundled GeoLite2 file if installed"),
     ("admin", "token", "", "bearer token for the admin API (/api/v1/quarantine); empty: the admin API is off"),
     ("bus", "kind", "memory", "memory (embedded) | kafka | nats"),
+    ("bus", "brokers", "127.0.0.1:9092", "Kafka bootstrap servers, comma-separated"),
+    ("bus", "servers", "nats://127.0.0.1:4222", "NATS server URLs, comma-separated"),
+    ("bus", "topic", "strana-events", "Kafka topic / JetStream stream (subjects `<topic>.<partition>`) for events"),
+    ("bus", "partitions", 8, "partitions of the events topic / subject buckets of the stream (fixed once created)"),
+    ("bus", "group", "strana-workers", "Kafka consumer group / prefix of the JetStream durable consumers"),
+    ("bus", "salts", "strana-salts", "where the daily salts live: a compacted Kafka topic / a NATS KV bucket"),
+    ("bus", "kafka_options", {}, "extra librdkafka settings for producer and consumer (TLS/SASL: security.protocol, "
+     "ssl.ca.location, sasl.mechanism, sasl.username, sasl.password, ...)"),
+    ("bus", "nats_credentials", "", "NATS .creds file (JWT + nkey)"),
+    ("bus", "nats_token", "", "NATS auth token"),
+    ("bus", "max_in_flight", 20000, "events sent to the broker and not yet acknowledged before ingest answers 503"),
+    ("bus", "publish_timeout_ms", 5000, "longest wait for the broker's ack; then the request gets 503"),
+    ("bus", "connect_timeout_ms", 5000, "how long start-up waits for the broker before giving up"),
+    ("bus", "session_timeout_ms", 10000, "Kafka consumer group session timeout"),
+    ("worker", "partitions", "", "partitions this worker owns, e.g. `0-3` or `0,2` (one DuckDB file per owner); "
+     "empty: all (NATS) or as the Kafka consumer group assigns them"),
     ("sink", "kind", "duckdb", "duckdb | parquet"),
 ]
 
@@ -124,6 +140,13 @@ def _coerce(section: str, key: str, default: Any, value: Any, origin: str) -> An
         if not isinstance(value, list):
             raise SettingsError(f"{where} must be a list, got {value!r}")
         return value
+    if isinstance(default, dict) and isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise SettingsError(f"{where} is not a JSON object: {value!r}") from None
+    if isinstance(default, dict) and not isinstance(value, dict):
+        raise SettingsError(f"{where} must be a table, got {value!r}")
     if isinstance(value, dict):
         return value
     return str(value)
@@ -182,6 +205,7 @@ def _validate(values: dict[str, dict[str, Any]]) -> None:
     for (section, key), allowed in choices.items():
         if values[section][key] not in allowed:
             raise SettingsError(f"[{section}] {key} must be one of {', '.join(allowed)}, got {values[section][key]!r}")
-    for section, key in (("server", "port"), ("ingest", "commit_rows"), ("ingest", "max_batch_events")):
+    for section, key in (("server", "port"), ("ingest", "commit_rows"), ("ingest", "max_batch_events"),
+                         ("bus", "partitions"), ("bus", "max_in_flight")):
         if values[section][key] <= 0:
             raise SettingsError(f"[{section}] {key} must be positive")

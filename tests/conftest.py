@@ -113,3 +113,61 @@ def make_server(tmp_path):
 @pytest.fixture
 def server(make_server) -> StranaServer:
     return make_server()
+
+
+class StranaWorker:
+    """One `strana worker` process (scale-out consumer). It holds its DuckDB file, so progress is read from
+    the status file it rewrites every second; `db()` opens the store read-only once stopped."""
+
+    def __init__(self, data_dir: Path, env: dict, partitions: str | None = None):
+        self.data_dir = data_dir
+        self.env = {**os.environ, **env}
+        self.partitions = partitions
+        self.proc: subprocess.Popen | None = None
+        self.log_path = data_dir / "worker.log"
+        self.status_path = data_dir / "worker-status.json"
+
+    def start(self, timeout: float = 60) -> StranaWorker:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [*STRANA, "worker", "--data-dir", str(self.data_dir)]
+        if self.partitions is not None:
+            args += ["--partitions", self.partitions]
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"strana worker exited with {self.proc.returncode}:\n{self.log()}")
+            status = self.status()
+            if status and status.get("pid") == self.proc.pid:
+                return self
+            time.sleep(0.05)
+        raise RuntimeError(f"strana worker did not start in {timeout}s:\n{self.log()}")
+
+    def status(self) -> dict | None:
+        import json
+
+        try:
+            return json.loads(self.status_path.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        os.killpg(self.proc.pid, sig)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            code = self.proc.wait()
+        self._log.close()
+        return code
+
+    def db(self) -> duckdb.DuckDBPyConnection:
+        assert self.proc is None or self.proc.poll() is not None, "stop() the worker before opening its store"
+        return duckdb.connect(str(self.data_dir / "strana.duckdb"), read_only=True)

@@ -33,6 +33,27 @@ class StoreFailed(Exception):
     """The worker could not store the batch this event was in; nothing of it was stored."""
 
 
+class BusError(Exception):
+    """The bus cannot be used as configured (broker unreachable, topic mismatch); the message names the setting."""
+
+
+def parse_partitions(text: str, partitions: int) -> list[int] | None:
+    """`[worker] partitions` ("0-3", "0,2,5", "" for all/group) as a sorted list, checked against the count."""
+    text = str(text).strip()
+    if not text:
+        return None
+    owned: set[int] = set()
+    for piece in text.split(","):
+        lo, _, hi = piece.strip().partition("-")
+        try:
+            owned.update(range(int(lo), int(hi or lo) + 1))
+        except ValueError:
+            raise BusError(f"[worker] partitions: {piece.strip()!r} is not a number or a range like 0-3") from None
+    if not owned or min(owned) < 0 or max(owned) >= partitions:
+        raise BusError(f"[worker] partitions: {text!r} is outside 0-{partitions - 1} ([bus] partitions = {partitions})")
+    return sorted(owned)
+
+
 @dataclass
 class Envelope:
     events: list[Hit] = field(default_factory=list)

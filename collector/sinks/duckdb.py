@@ -63,6 +63,11 @@ class DuckDBSink:
             con.execute("ROLLBACK")
             raise
 
+    def positions(self) -> dict[tuple[str, int], int]:
+        """Where the stored rows end on the bus: (stream, partition) -> next offset/sequence to read."""
+        rows = self.con.execute("SELECT stream, part, next_offset FROM bus_positions").fetchall()
+        return {(stream, part): offset for stream, part, offset in rows}
+
     def recent_client_ids(self, hours: int = 24, limit: int = 500_000) -> list[bytes]:
         rows = self.con.execute(
             "SELECT event_id FROM events WHERE received_at > now() - to_hours(?) "

@@ -1,0 +1,88 @@
+"""Daily salts in a NATS KV bucket, so every ingest process on JetStream hashes visitors with the same salt.
+
+Why KV: it is JetStream's own replicated store, next to the events, with
+`history=1` so a key holds one value and a purge removes it from the
+bucket's stream: a deleted salt is gone, not kept as an old revision.
+`create` uses KV create (only if absent), so when two ingest processes make
+a day's salt at once, one wins and both read the winner.
+
+`SaltKeeper` calls this store synchronously (once per day, off the hot path
+after the first request of the day), so the store runs its own connection
+on a private event loop in a thread and the calls wait on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+
+from nats.js.api import StorageType
+from nats.js.errors import BucketNotFoundError, KeyValueError, NoKeysError
+
+from collector.bus.nats import connect
+
+
+class NatsSaltStore:
+    def __init__(self, settings):
+        self.bus = settings.bus
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="strana-salts", daemon=True)
+        self.thread.start()
+        self.nc = None
+        self.kv = self._run(self._open())
+
+    def _run(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(self.bus.connect_timeout_ms / 1000 + 10)
+
+    async def _open(self):
+        self.nc = await connect(self.bus)
+        js = self.nc.jetstream()
+        try:
+            return await js.key_value(self.bus.salts)
+        except BucketNotFoundError:
+            return await js.create_key_value(bucket=self.bus.salts, history=1, storage=StorageType.FILE,
+                                             description="Strana daily visitor-id salts")
+
+    async def _keys(self) -> list[str]:
+        try:
+            return await self.kv.keys()
+        except NoKeysError:
+            return []
+
+    async def _load(self) -> dict[dt.date, bytes]:
+        out = {}
+        for key in await self._keys():
+            try:
+                entry = await self.kv.get(key)
+            except KeyValueError:
+                continue  # deleted meanwhile
+            if entry.value:
+                out[dt.date.fromisoformat(key)] = bytes(entry.value)
+        return out
+
+    async def _create(self, day: dt.date, salt: bytes) -> None:
+        try:
+            await self.kv.create(day.isoformat(), salt)
+        except KeyValueError:
+            pass  # another process made it first: keep theirs
+
+    async def _delete_before(self, day: dt.date) -> int:
+        old = [key for key in await self._keys() if dt.date.fromisoformat(key) < day]
+        for key in old:
+            await self.kv.purge(key)
+        return len(old)
+
+    def load(self) -> dict[dt.date, bytes]:
+        return self._run(self._load())
+
+    def create(self, day: dt.date, salt: bytes) -> None:
+        self._run(self._create(day, salt))
+
+    def delete_before(self, day: dt.date) -> int:
+        return self._run(self._delete_before(day))
+
+    def close(self) -> None:
+        if self.nc is not None:
+            self._run(self.nc.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
