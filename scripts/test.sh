@@ -33,4 +33,5 @@ if [ -f reports/frontend/package-lock.json ]; then
   (cd reports/frontend && npm ci --silent --no-audit --no-fund)
 fi
 
-exec .venv/bin/python -m pytest "$@"
+# Tests start real servers and mostly wait on them: three workers keep the suite well under 10 minutes.
+exec .venv/bin/python -m pytest -n 3 --dist loadfile "$@"
