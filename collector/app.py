@@ -24,9 +24,12 @@ from collector.bus.memory import MemoryBus
 from collector.edge import Edge
 from collector.enhancers import consumer_chain, edge_chain
 from collector.jobs import start_scheduler
+from collector.retention import RetentionPolicy
 from collector.salts import DuckDBSaltStore, SaltKeeper
 from collector.settings import Settings, load
 from collector.sinks.duckdb import DuckDBSink
+from collector.sinks.lake import Lake, LakeConfig
+from collector.sinks.parquet import LakeSaltStore, ParquetSink
 from collector.sources.batch import BatchSource
 from collector.sources.event import EventSource
 from collector.sources.http import parse_networks
@@ -42,7 +45,8 @@ log = logging.getLogger("strana")
 @dataclass
 class Runtime:
     settings: Settings
-    sink: DuckDBSink | None = None
+    sink: DuckDBSink | ParquetSink | None = None
+    retention: RetentionPolicy | None = None
     salts: SaltKeeper | None = None
     bus: MemoryBus | None = None
     edge: Edge | None = None
@@ -52,15 +56,22 @@ class Runtime:
 
     def open(self) -> None:
         s = self.settings
-        db_path = s.data_dir / "strana.duckdb"
-        self.sink = DuckDBSink(db_path)
-        self.salts = SaltKeeper(DuckDBSaltStore(self.sink.reader()))
+        self.retention = RetentionPolicy.from_settings(s)
+        if s.sink.kind == "parquet":
+            lake = Lake(LakeConfig.from_settings(s))
+            store = lake.uri()
+            self.sink = ParquetSink(lake, keep=self.retention.keep, list_ttl=s.sink.list_cache_seconds)
+            self.salts = SaltKeeper(LakeSaltStore(lake))
+        else:
+            store = s.data_dir / "strana.duckdb"
+            self.sink = DuckDBSink(store)
+            self.salts = SaltKeeper(DuckDBSaltStore(self.sink.reader()))
         self.bus = MemoryBus(s.ingest.commit_rows, s.ingest.commit_interval_ms, s.ingest.max_pending_events)
         self.edge = Edge(edge_chain(s, self.salts), self.bus)
         self.worker = Worker(self.bus, consumer_chain(s), self.sink)
         self.worker.warm_up()
         metrics.REGISTRY.register(metrics.ChainTimes([self.edge.chain, self.worker.chain]))
-        log.info("strana: store %s, bus %s, settings from %s", db_path, s.bus.kind, s.source)
+        log.info("strana: store %s, bus %s, settings from %s", store, s.bus.kind, s.source)
 
     def connect(self):
         return self.sink.reader()
