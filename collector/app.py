@@ -45,7 +45,7 @@ log = logging.getLogger("strana")
 @dataclass
 class Runtime:
     settings: Settings
-    sink: DuckDBSink | ParquetSink | None = None
+    sink: object = None  # DuckDBSink | ParquetSink (a union of two classes trips Litestar's msgspec signature)
     retention: RetentionPolicy | None = None
     salts: SaltKeeper | None = None
     bus: MemoryBus | None = None
