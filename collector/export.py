@@ -84,10 +84,11 @@ def export(settings, site: str, start: dt.date, end: dt.date, fmt: str, output: 
         raise ExportError(f"--to {end} is before --from {start}")
     con = open_store(settings)
     try:
-        con.execute("SET arrow_lossless_conversion = true")
+        if fmt == "parquet":  # UUIDs stay UUIDs (else DuckDB hands them out as strings)
+            con.execute("SET arrow_lossless_conversion = true")
         where = "site = ? AND \"timestamp\" >= ?::TIMESTAMPTZ AND \"timestamp\" < ?::TIMESTAMPTZ"
         params = [site.strip().lower(), f"{start}T00:00:00+00:00", f"{end + dt.timedelta(days=1)}T00:00:00+00:00"]
-        total = con.execute(f"SELECT count(*) FROM events WHERE {where}", params).fetchone()[0]
+        total = con.execute(f"SELECT count(*) FROM events WHERE {where}", params).fetchall()[0][0]
         if fmt == "csv":
             select = "SELECT * REPLACE (event_id::VARCHAR AS event_id, to_json(props)::VARCHAR AS props)"
         else:
