@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from litestar import Litestar, MediaType, get
 from litestar.di import Provide
+from litestar.logging.config import LoggingConfig
 from litestar.response import Response
 from prometheus_client import generate_latest
 
@@ -30,9 +31,10 @@ from collector.settings import Settings, load
 from collector.sinks.duckdb import DuckDBSink
 from collector.sinks.lake import Lake, LakeConfig
 from collector.sinks.parquet import LakeSaltStore, ParquetSink
+from collector.sinks.spool import SpoolingSink
 from collector.sources.batch import BatchSource
 from collector.sources.event import EventSource
-from collector.sources.http import parse_networks
+from collector.sources.http import parse_networks, respond
 from collector.sources.pixel import PixelSource
 from collector.sources.plausible import Limits
 from collector.static_js import TrackerFiles, load_tracker_files
@@ -58,22 +60,30 @@ class Runtime:
         s = self.settings
         self.retention = RetentionPolicy.from_settings(s)
         if s.sink.kind == "parquet":
+            # the lake: a 2xx waits for the files (a spool's replay could re-batch and name files differently)
             lake = Lake(LakeConfig.from_settings(s))
-            store = lake.uri()
+            store, durability = lake.uri(), "lake write"
             self.sink = ParquetSink(lake, keep=self.retention.keep, list_ttl=s.sink.list_cache_seconds)
             self.salts = SaltKeeper(LakeSaltStore(lake))
         else:
-            store = s.data_dir / "strana.duckdb"
+            store, durability = s.data_dir / "strana.duckdb", s.ingest.durability
             self.sink = DuckDBSink(store)
+            if s.ingest.durability == "spool":
+                self.sink = SpoolingSink(self.sink, s.data_dir / "spool")
+                self.sink.recover()
             self.salts = SaltKeeper(DuckDBSaltStore(self.sink.reader()))
         self.bus = MemoryBus(s.ingest.commit_rows, s.ingest.commit_interval_ms, s.ingest.max_pending_events)
         self.edge = Edge(edge_chain(s, self.salts), self.bus)
         self.worker = Worker(self.bus, consumer_chain(s), self.sink)
         self.worker.warm_up()
         metrics.REGISTRY.register(metrics.ChainTimes([self.edge.chain, self.worker.chain]))
-        log.info("strana: store %s, bus %s, settings from %s", store, s.bus.kind, s.source)
+        log.info("strana: store %s (2xx after %s), bus %s, settings from %s", store, durability,
+                 s.bus.kind, s.source)
 
     def connect(self):
+        """A read connection that sees every event acknowledged so far (waits briefly for the spool loader)."""
+        if hasattr(self.sink, "wait_loaded"):
+            self.sink.wait_loaded(timeout=2.0)
         return self.sink.reader()
 
     async def start(self) -> None:
@@ -82,14 +92,19 @@ class Runtime:
         self.scheduler = start_scheduler(self)
 
     async def stop(self) -> None:
+        log.info("strana: stopping: taking no new events, storing what was accepted")
         if self.scheduler:
             self.scheduler.shutdown(wait=False)
-        await self.bus.stop()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self.worker.close()
-        self.sink.close()
+        try:
+            await self.bus.stop()
+            for task in self.tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self.worker.close()
+            self.sink.close()
+        except BaseException:
+            log.exception("strana: error while stopping")
+            raise
         log.info("strana: drained and closed; %d events stored this run", self.worker.stored)
 
 
@@ -115,7 +130,15 @@ class FrontDoor:
         if scope["type"] == "http":
             route = self.routes.get(scope["path"])
             if route is not None:
-                return await route(scope, receive, send)
+                try:
+                    return await route(scope, receive, send)
+                except Exception:  # a bug: say so in the log, answer 500 if nothing was sent yet
+                    log.exception("unhandled error on %s %s", scope.get("method"), scope["path"])
+                    try:
+                        await respond(send, 500, b'{"error": "internal error (logged)"}')
+                    except Exception:
+                        pass
+                    return
         return await self.fallback(scope, receive, send)
 
 
@@ -141,6 +164,7 @@ def create_app(settings: Settings | None = None) -> FrontDoor:
             "settings": Provide(lambda: settings, sync_to_thread=False),
         },
         lifespan=[lifespan],
+        logging_config=LoggingConfig(log_exceptions="always", configure_root_logger=False),
     )
     limits = Limits.from_settings(settings)
     trusted = parse_networks(settings.server.trusted_proxies)

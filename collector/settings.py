@@ -38,6 +38,8 @@ SETTINGS: list[tuple[str, str, Any, str]] = [
     ("ingest", "commit_interval_ms", 0, "group commit: extra wait for a group to grow (0: commit as soon as the last "
      "commit is done; groups grow by themselves under load)"),
     ("ingest", "max_pending_events", 50000, "events waiting for a commit before ingest answers 503"),
+    ("ingest", "durability", "spool", "what a 2xx waits for: spool (fsynced local log, loaded into DuckDB in the "
+     "background, replayed after a crash) or commit (the DuckDB commit itself)"),
     ("privacy", "dnt_policy", "anonymous", "DNT / Sec-GPC: ignore, anonymous (counted, no visitor id) or drop"),
     ("geoip", "database", "", "path to a MaxMind-format City .mmdb; empty: the bundled GeoLite2 file if installed"),
     ("bus", "kind", "memory", "memory (embedded) | kafka | nats"),
@@ -185,6 +187,7 @@ def _validate(values: dict[str, dict[str, Any]]) -> None:
         ("server", "role"): ("all", "ingest"),
         ("privacy", "dnt_policy"): ("ignore", "anonymous", "drop"),
         ("bus", "kind"): ("memory", "kafka", "nats"),
+        ("ingest", "durability"): ("spool", "commit"),
         ("sink", "kind"): ("duckdb", "parquet"),
     }
     for (section, key), allowed in choices.items():

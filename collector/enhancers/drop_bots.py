@@ -8,11 +8,12 @@ The crawler list is crawlerdetect's (1,400+ patterns, kept up to date by the
 CrawlerDetect project). crawlerdetect itself matches them as one Python
 regex, ~170 µs a string, which would let a flood of never-seen UAs become a
 denial of service; here the same patterns run on the native multi-regex
-matcher that ua-parser uses (ua-parser-rs), ~1 µs, after crawlerdetect's own
-exclusion step. Our rules come first: headless/automation marks (`headless`),
-scripted clients and link-preview fetchers crawlerdetect may lack (`bot_ua`),
-and empty, tiny or nonsense strings (`junk_ua`). Verdicts are cached per UA
-in a bounded LRU.
+matcher that ua-parser uses (ua-parser-rs), ~1 µs; crawlerdetect's exclusion
+step (strip browser tokens, then match again) runs only on UAs that match.
+Our rules come first: headless/automation marks (`headless`), scripted
+clients and link-preview fetchers crawlerdetect may lack (`bot_ua`), and
+empty, tiny or nonsense strings (`junk_ua`). Verdicts are cached per UA in a
+bounded LRU.
 """
 
 from __future__ import annotations
@@ -86,7 +87,12 @@ class DropBots:
             return "junk_ua"
         if (match := self.ours.extract(text)) is not None:
             return match.family
-        stripped = self.exclusions.sub("", text)
-        if stripped and self.crawlers.extract(stripped) is not None:
-            return "bot_ua"
-        return None
+        return "bot_ua" if self.is_crawler(text) else None
+
+    def is_crawler(self, ua: str) -> bool:
+        """crawlerdetect's verdict. Its exclusion step (a Python regex, ~9 µs) only removes browser tokens so
+        they cannot match; a UA whose raw text matches no crawler pattern (every browser) skips it."""
+        if self.crawlers.extract(ua) is None:
+            return False
+        stripped = self.exclusions.sub("", ua)
+        return bool(stripped) and self.crawlers.extract(stripped) is not None

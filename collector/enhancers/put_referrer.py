@@ -28,6 +28,7 @@ from collector.events import Hit
 DATA = Path(__file__).resolve().parent / "data"
 MAX_REFERRER = 1000
 _HOST = re.compile(r"^[\w.-]+$")
+_SPACE = re.compile(r"\s")
 Known = tuple[str, str | None]  # (source name, category)
 
 
@@ -83,20 +84,16 @@ class PutReferrer:
         self.click_ids: dict[str, str] = data["click_ids"]
         self.spam = load_spam(spam_path)
         self.known_host = lru_cache(maxsize=cache_size)(self._known_host)
-        self.is_spam = lru_cache(maxsize=cache_size)(self._is_spam)
+        self.inspect = lru_cache(maxsize=cache_size)(self._inspect)
 
     def __call__(self, hit: Hit) -> str | None:
         referrer = host = known = None
         if hit.raw_referrer:
-            parsed = _parse(hit.raw_referrer)
-            if parsed is not None:
-                referrer, host, is_app = parsed
-                if self.is_spam(host):
-                    return "spam_referrer"
-                if host == hit.hostname or host == hit.site:
-                    referrer = host = None  # internal: a click within the site
-                else:
-                    known = self.apps.get(host) if is_app else self.known_host(host)
+            referrer, host, known, spam = self.inspect(hit.raw_referrer)
+            if spam:
+                return "spam_referrer"
+            if host is not None and (host == hit.hostname or host == hit.site):
+                referrer = host = known = None  # internal: a click within the site
         hit.referrer, hit.referrer_host = referrer, host
 
         utm_source = hit.utm_source
@@ -110,6 +107,16 @@ class PutReferrer:
         hit.source = source
         hit.channel = self._channel(hit, category, host is not None)
         return None
+
+    def _inspect(self, raw: str) -> tuple[str | None, str | None, Known | None, bool]:
+        """(referrer without query, host, known source, is spam) of a raw referrer; cached, as they repeat."""
+        parsed = _parse(raw)
+        if parsed is None:
+            return None, None, None, False
+        referrer, host, is_app = parsed
+        if self._is_spam(host):
+            return None, None, None, True
+        return referrer, host, self.apps.get(host) if is_app else self.known_host(host), False
 
     def _known_host(self, host: str) -> Known | None:
         labels = host.split(".")
@@ -171,7 +178,7 @@ class PutReferrer:
 def _parse(raw: str) -> tuple[str, str, bool] | None:
     """(referrer without query/fragment, host without www., is an Android app) — None for junk."""
     text = raw.strip()
-    if not text or len(text) > 4096 or any(c.isspace() for c in text):
+    if not text or len(text) > 4096 or _SPACE.search(text):
         return None
     try:
         parts = urlsplit(text)

@@ -19,7 +19,8 @@ from functools import lru_cache
 
 from ua_parser import Domain, load_builtins
 from ua_parser.regex import Resolver
-from user_agents.parsers import UserAgent, parse_browser, parse_device, parse_operating_system
+from user_agents.parsers import Browser, OperatingSystem, UserAgent
+from user_agents.parsers import Device as UADevice
 
 from collector.events import Hit
 
@@ -31,6 +32,7 @@ BROWSER_NAMES = {
 }
 OS_NAMES = {"Mac OS X": "macOS", "Chrome OS": "ChromeOS"}
 TABLET_MARKS = ("; Tablet;", "iPad", "Kindle", "PlayBook")
+_NO_DEVICE = UADevice("Other", None, None)
 Parsed = tuple[str | None, str | None, str | None, str | None, str]
 
 
@@ -53,13 +55,13 @@ class PutUserAgent:
     def _parse(self, ua: str) -> Parsed:
         result = self.resolve(ua, Domain.ALL)
         agent, system, device = result.user_agent, result.os, result.device
-        classified = object.__new__(UserAgent)  # user-agents' rules over our fast parse
+        # user-agents' rules over our fast parse: its classifiers read only these attributes
+        classified = object.__new__(UserAgent)
         classified.ua_string = ua
-        classified.browser = parse_browser(agent.family, agent.major) if agent else parse_browser("Other")
-        classified.os = (parse_operating_system(system.family, system.major, system.minor) if system
-                         else parse_operating_system("Other"))
-        classified.device = (parse_device(device.family, device.brand, device.model) if device
-                             else parse_device("Other", None, None))
+        classified.browser = Browser(agent.family if agent else "Other", (), "")
+        os_version = ".".join(v for v in (system.major, system.minor) if v) if system else ""
+        classified.os = OperatingSystem(system.family if system else "Other", (), os_version)
+        classified.device = UADevice(device.family, device.brand, device.model) if device else _NO_DEVICE
         kind = _device_kind(classified, device.brand if device else None)
 
         browser = browser_version = os_name = os_version = None

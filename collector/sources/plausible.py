@@ -292,6 +292,11 @@ def hits_from_payload(obj, limits: Limits, *, now_us: int, via: str, server_fiel
             if not isinstance(visitor, str) or not visitor or len(visitor) > 256:
                 raise BadRequest(422, "must be a non-empty string of at most 256 characters", prefix + "visitor")
             hit.visitor_key = visitor
+        dnt = obj.get("dnt")
+        if dnt is not None:
+            if not isinstance(dnt, bool):
+                raise BadRequest(422, "must be true or false (the visitor sent DNT or Sec-GPC)", prefix + "dnt")
+            hit.privacy_signal = dnt
 
     if hit.event_id is None:
         hit.event_id = uuid.uuid4().bytes

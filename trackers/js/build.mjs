@@ -17,7 +17,7 @@ const VARIANTS = {
   'strana.engagement.js': ['ENGAGEMENT'],
   'strana.outbound.downloads.js': ['OUTBOUND', 'DOWNLOADS'],
 }
-export const BUDGETS = { 'strana.js': 800, other: 1600 } // gzipped bytes; tests/test_tracker_build.py checks them
+const BUDGETS = { 'strana.js': 800, other: 1600 } // gzipped bytes; tests/test_tracker_build.py checks them
 
 const outdir = process.argv[2] || join(import.meta.dirname, 'dist')
 mkdirSync(outdir, { recursive: true })

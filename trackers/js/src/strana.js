@@ -54,7 +54,7 @@
     // Both go out as one "engagement" event for the page when it is hidden or left, or on the next SPA pageview.
     var pageUrl, since, engaged, deepest, sentDeepest
     var depth = () => {
-      var height = Math.max(d.body.scrollHeight, d.documentElement.scrollHeight)
+      var height = Math.max(d.body?.scrollHeight, d.documentElement.scrollHeight) // NaN (so 0) before <body>
       return Math.min(100, Math.round(((w.scrollY + w.innerHeight) / height) * 100)) || 0
     }
     var clock = (event) => {
@@ -65,7 +65,7 @@
     var engage = () => {
       clock()
       if (pageUrl && (engaged >= 3000 || deepest > sentDeepest)) {
-        send({ n: 'engagement', u: pageUrl, sd: deepest, e: engaged }, 0, 1)
+        send({ n: 'engagement', u: pageUrl, sd: deepest, e: engaged }, null, 1)
         sentDeepest = deepest
         engaged = 0
       }

@@ -1,0 +1,190 @@
+"""Dashboard query timing over 10 M events (30 days, one site), and bytes per event on disk.
+
+    .venv/bin/python bench/queries.py [--events 10000000] [--runs 5] [--data /tmp/strana-bench] [--reseed]
+
+Seeds a DuckDB file with DuckDB SQL itself (range() + hash-based columns:
+zipf-like pages, visits of 1-10 pageviews with ~40% bounces, engagement and
+custom events, sources, UTMs, countries, devices), in arrival (time) order as
+the collector writes them. Then times, through the real query layer
+(reports/query: parse → plan → SQL → result, in process, no HTTP), the queries
+a dashboard's first load makes: p50/p95 per query over --runs runs, and the
+whole first load run sequentially. Prints numbers, asserts nothing. The machine
+is shared, so numbers are noisy: compare runs on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from collector import migrate  # noqa: E402
+from reports.stats import answer  # noqa: E402
+
+SITE = "bench.example"
+END = dt.date(2026, 11, 1)  # the 30 days before this date hold the data
+EVENTS_PER_VISIT = 5.4  # measured mean of the generator below; sizes the number of visits
+
+SEED_SQL = """
+CREATE TEMP TABLE visits AS
+SELECT i AS sid,
+       hash(i, 'visitor') % $visitors AS vid,
+       $start::TIMESTAMPTZ + to_microseconds((hash(i, 'start') % 2592000000000)::BIGINT) AS t0,
+       (CASE WHEN hash(i, 'bounce') % 100 < 40 THEN 1 ELSE 2 + hash(i, 'pages') % 9 END)::BIGINT AS n,
+       (hash(i, 'source') % 100)::BIGINT AS src
+FROM range($visits) t(i);
+
+CREATE TEMP TABLE pv AS
+SELECT v.*, j.j AS j,
+       t0 + to_seconds((j.j * (10 + hash(sid, j.j, 'gap') % 170)::BIGINT)) AS ts,
+       CASE WHEN hash(sid, j.j, 'page') % 10 < 2 THEN '/'
+            ELSE '/p/' || floor(exp((hash(sid, j.j, 'zipf') % 1000000) / 1000000.0 * ln(3000)))::INT END AS path
+FROM visits v, LATERAL (SELECT unnest(range(v.n)) AS j) j;
+
+CREATE TEMP TABLE raw AS
+SELECT sid, vid, j, src, ts, path, 'pageview' AS name, true AS interactive, NULL::UTINYINT AS scroll,
+       NULL::UINTEGER AS eng, NULL::DOUBLE AS rev FROM pv
+UNION ALL
+SELECT sid, vid, j, src, ts + INTERVAL 5 SECOND, path, 'engagement', false, (hash(sid, j, 's') % 101)::UTINYINT,
+       (500 + hash(sid, j, 'e') % 120000)::UINTEGER, NULL FROM pv WHERE hash(sid, j, 'eng') % 10 < 3
+UNION ALL
+SELECT sid, vid, j, src, ts + INTERVAL 2 SECOND, path,
+       CASE hash(sid, j, 'which') % 4 WHEN 0 THEN 'Signup' WHEN 1 THEN 'Download' WHEN 2 THEN 'Outbound Link: Click'
+            ELSE 'Purchase' END, true, NULL, NULL,
+       CASE WHEN hash(sid, j, 'which') % 4 = 3 THEN 5 + (hash(sid, j, 'rev') % 20000) / 100.0 END
+FROM pv WHERE hash(sid, j, 'custom') % 100 < 5;
+
+INSERT INTO events
+SELECT {event_id} AS event_id, $site, name, ts,
+       ts + to_milliseconds((hash(sid, j, name, 'lag') % 900)::BIGINT), 'event', $site, path, NULL,
+       CASE WHEN j = 0 THEN ['https://www.google.com/', 'https://news.ycombinator.com/', 'https://t.co/x',
+                             'https://duckduckgo.com/', NULL, NULL, NULL, NULL][1 + src % 8] END,
+       NULL,
+       CASE WHEN j = 0 THEN ['Google', 'Hacker News', 'Twitter', 'DuckDuckGo', 'Newsletter', 'Bing', NULL, NULL]
+                            [1 + src % 8] END,
+       CASE WHEN j = 0 THEN ['Organic Search', 'Social', 'Social', 'Organic Search', 'Email', 'Paid Search',
+                             'Direct', 'Direct'][1 + src % 8] ELSE 'Direct' END,
+       CASE WHEN j = 0 AND src % 8 IN (4, 5) THEN ['newsletter', 'bing'][src % 8 - 3] END,
+       CASE WHEN j = 0 AND src % 8 IN (4, 5) THEN ['email', 'cpc'][src % 8 - 3] END,
+       CASE WHEN j = 0 AND src % 8 IN (4, 5) THEN ['november', 'brand'][src % 8 - 3] END,
+       NULL, NULL, NULL,
+       ['US', 'DE', 'GB', 'FR', 'IN', 'BR', 'CA', 'NL', 'JP', 'ES', 'US', 'US', 'DE', 'PL', 'SE', 'IT']
+           [(1 + hash(vid, 'c') % 16)::BIGINT],
+       NULL, NULL,
+       ['Chrome', 'Safari', 'Firefox', 'Edge', 'Chrome', 'Chrome', 'Samsung Internet', 'Opera']
+           [(1 + hash(vid, 'b') % 8)::BIGINT],
+       (100 + hash(vid, 'bv') % 32)::VARCHAR,
+       ['Windows', 'Mac', 'iOS', 'Android', 'Linux', 'Windows', 'Android', 'iOS'][(1 + hash(vid, 'o') % 8)::BIGINT],
+       NULL,
+       ['desktop', 'desktop', 'mobile', 'mobile', 'desktop', 'desktop', 'mobile', 'tablet']
+           [(1 + hash(vid, 'o') % 8)::BIGINT],
+       hash(vid, 'id') >> 1, hash(sid, 'id') >> 1, interactive,
+       CASE WHEN name = 'Signup' THEN MAP {'plan': ['free', 'pro'][(1 + hash(sid, 'plan') % 2)::BIGINT]} END,
+       rev, CASE WHEN rev IS NOT NULL THEN 'EUR' END, scroll, eng
+FROM raw ORDER BY ts;
+"""
+
+
+def dashboard(period: str = "30d") -> list[tuple[str, dict]]:
+    base = {"site_id": SITE, "date_range": period, "date": END.isoformat()}
+    cards = [
+        ("aggregate+comparison", {"metrics": ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate",
+                                              "visit_duration"],
+                                  "include": {"comparisons": {"mode": "previous_period"}}}),
+        ("timeseries:day", {"metrics": ["visitors"], "dimensions": ["time:day"]}),
+    ]
+    for dim in ("event:page", "visit:entry_page", "visit:exit_page", "visit:source", "visit:channel",
+                "visit:country", "visit:device", "visit:browser", "visit:os", "event:name"):
+        metrics = ["visitors", "events"] if dim == "event:name" else ["visitors"]
+        cards.append((f"top10 {dim}", {"metrics": metrics, "dimensions": [dim], "pagination": {"limit": 10}}))
+    return [(name, {**base, **body}) for name, body in cards]
+
+
+def seed(path: Path, events: int, uuid_kind: str) -> None:
+    if path.exists():
+        path.unlink()
+    con = duckdb.connect(str(path))
+    migrate.apply(con)
+    visits = int(events / EVENTS_PER_VISIT)
+    t = time.perf_counter()
+    print(f"seeding ~{events:,} events ({visits:,} visits) into {path} ...", flush=True)
+    start = dt.datetime.combine(END - dt.timedelta(days=30), dt.time(), tzinfo=dt.UTC)
+    params = {"visits": visits, "visitors": int(visits * 0.6), "start": start, "site": SITE}
+    event_id = "uuidv7()" if uuid_kind == "v7" else "gen_random_uuid()"
+    for i, statement in enumerate(s for s in SEED_SQL.replace("{event_id}", event_id).split(";") if s.strip()):
+        used = {k: v for k, v in params.items() if f"${k}" in statement}
+        con.execute(statement, used)
+        print(f"  step {i + 1}/4 done at {time.perf_counter() - t:.1f} s", flush=True)
+    con.execute("CHECKPOINT")
+    con.close()
+    print(f"seeded in {time.perf_counter() - t:.1f} s", flush=True)
+
+
+def storage(path: Path) -> None:
+    con = duckdb.connect(str(path), read_only=True)
+    n = con.execute("SELECT count(*) FROM events").fetchone()[0]
+    size = path.stat().st_size
+    print(f"\nstore: {n:,} events, {size / 1e6:.1f} MB on disk = {size / n:.1f} bytes/event (file size / events)")
+    rows = con.execute(
+        "SELECT column_name, sum(CASE WHEN segment_type <> 'VALIDITY' THEN 262144 ELSE 0 END) AS blocks_bytes, "
+        "string_agg(DISTINCT compression, ',') FROM pragma_storage_info('events') GROUP BY column_name").fetchall()
+    con.close()
+    print("column compression:", ", ".join(f"{c}={comp}" for c, _, comp in sorted(rows))[:1500])
+
+
+def bench(path: Path, runs: int) -> None:
+    con = duckdb.connect(str(path), read_only=True)
+    cards = dashboard()
+    times: dict[str, list[float]] = {name: [] for name, _ in cards}
+    loads = []
+    for _name, body in cards:  # warm-up: first read of each column from disk
+        answer(con, body, None)
+    for _ in range(runs):
+        t_load = time.perf_counter()
+        for name, body in cards:
+            t = time.perf_counter()
+            answer(con, body, None)
+            times[name].append((time.perf_counter() - t) * 1000)
+        loads.append((time.perf_counter() - t_load) * 1000)
+    threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+    con.close()
+    print(f"\n{'query':32} {'p50 ms':>8} {'p95 ms':>8}   (runs={runs}, DuckDB threads={threads})")
+    for name, values in times.items():
+        print(f"{name:32} {statistics.median(values):8.1f} {_p95(values):8.1f}")
+    print(f"{'whole first load (sequential)':32} {statistics.median(loads):8.1f} {_p95(loads):8.1f}")
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=10_000_000)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--data", type=Path, default=Path("/tmp/strana-bench"))
+    ap.add_argument("--reseed", action="store_true", help="seed again even if the file exists")
+    ap.add_argument("--storage-only", action="store_true", help="seed and report bytes per event, no timing")
+    ap.add_argument("--event-id", choices=("v4", "v7"), default="v4",
+                    help="event_id kind: v4 (random, as ingest makes today) or v7 (time-ordered)")
+    args = ap.parse_args()
+    args.data.mkdir(parents=True, exist_ok=True)
+    path = args.data / f"bench-{args.events}-{args.event_id}.duckdb"
+    if args.reseed or not path.exists():
+        seed(path, args.events, args.event_id)
+    storage(path)
+    if not args.storage_only:
+        bench(path, args.runs)
+
+
+if __name__ == "__main__":
+    main()
