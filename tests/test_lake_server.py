@@ -53,6 +53,11 @@ def test_ingest_and_reports_on_s3_lake(weed, make_server, tmp_path):
         # the files just written are visible at once, without a restart
         assert aggregate(c) == {"pageviews": 2, "visitors": 2, "events": 3}
         assert aggregate(c, "other.example")["events"] == 1
+        r = c.post("/api/v1/query", json={"site_id": "example.com", "metrics": ["visitors", "pageviews", "events"],
+                                          "date_range": "day", "dimensions": ["event:page"]})
+        assert r.status_code == 200, r.text
+        pages = {row["dimensions"][0]: row["metrics"] for row in r.json()["results"]}
+        assert pages == {"/a": [1, 1, 1], "/b": [1, 1, 1], "/pricing": [1, 0, 1]}
         # the same client event id again: a duplicate, not a second row
         assert c.post("/api/v1/batch", json={"events": [
             {"n": "signup", "u": "https://example.com/pricing", "d": "example.com", "event_id": "e-1"}]}
