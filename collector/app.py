@@ -31,10 +31,13 @@ from collector.bus.memory import MemoryBus
 from collector.edge import Edge
 from collector.enhancers import consumer_chain, edge_chain
 from collector.jobs import start_scheduler
+from collector.retention import RetentionPolicy
 from collector.salts import DuckDBSaltStore, SaltKeeper
 from collector.schemas import Schemas
 from collector.settings import Settings, SettingsError, load
 from collector.sinks.duckdb import DuckDBSink
+from collector.sinks.lake import Lake, LakeConfig
+from collector.sinks.parquet import LakeSaltStore, ParquetSink
 from collector.sinks.spool import SpoolingSink
 from collector.sources.batch import BatchSource
 from collector.sources.event import EventSource
@@ -86,7 +89,8 @@ def check_bus(settings: Settings, role: str) -> None:
 @dataclass
 class Runtime:
     settings: Settings
-    sink: DuckDBSink | None = None
+    sink: object = None  # DuckDBSink | ParquetSink (a union of two classes trips Litestar's msgspec signature)
+    retention: RetentionPolicy | None = None
     salts: SaltKeeper | None = None
     salt_store: object = None
     bus: object = None
@@ -113,19 +117,27 @@ class Runtime:
             return self._open_ingest()
         if s.bus.kind != "memory":
             raise SettingsError(f"[bus] kind = {s.bus.kind} needs `strana serve --role ingest` and `strana worker`")
-        db_path = s.data_dir / "strana.duckdb"
-        self.sink = DuckDBSink(db_path)
-        if s.ingest.durability == "spool":
-            self.sink = SpoolingSink(self.sink, s.data_dir / "spool")
-            self.sink.recover()
-        self.salts = SaltKeeper(DuckDBSaltStore(self.sink.reader()))
+        self.retention = RetentionPolicy.from_settings(s)
+        if s.sink.kind == "parquet":
+            # the lake: a 2xx waits for the files (a spool's replay could re-batch and name files differently)
+            lake = Lake(LakeConfig.from_settings(s))
+            store, durability = lake.uri(), "lake write"
+            self.sink = ParquetSink(lake, keep=self.retention.keep, list_ttl=s.sink.list_cache_seconds)
+            self.salts = SaltKeeper(LakeSaltStore(lake))
+        else:
+            store, durability = s.data_dir / "strana.duckdb", s.ingest.durability
+            self.sink = DuckDBSink(store)
+            if s.ingest.durability == "spool":
+                self.sink = SpoolingSink(self.sink, s.data_dir / "spool")
+                self.sink.recover()
+            self.salts = SaltKeeper(DuckDBSaltStore(self.sink.reader()))
         self.bus = MemoryBus(s.ingest.commit_rows, s.ingest.commit_interval_ms, s.ingest.max_pending_events)
         self.edge = Edge(edge_chain(s, self.salts), self.bus)
         self.worker = Worker(self.bus, consumer_chain(s), self.sink)
         self.worker.warm_up()
         self.replayer = Replayer(self.edge, self.hooks, self.schemas, Limits.from_settings(s), self.connect)
         metrics.REGISTRY.register(metrics.ChainTimes([self.edge.chain, self.worker.chain]))
-        log.info("strana: store %s (2xx after %s), bus %s, settings from %s", db_path, s.ingest.durability,
+        log.info("strana: store %s (2xx after %s), bus %s, settings from %s", store, durability,
                  s.bus.kind, s.source)
 
     def _open_ingest(self) -> None:
@@ -179,7 +191,7 @@ class WorkerRuntime:
     """`strana worker`: consume Kafka/NATS, run the consumer chain, store with the bus position, then ack."""
 
     settings: Settings
-    sink: DuckDBSink | None = None
+    sink: object = None
     bus: object = None
     worker: Worker | None = None
     stored_before: int = 0
@@ -187,13 +199,21 @@ class WorkerRuntime:
     def open(self) -> None:
         s = self.settings
         owned = parse_partitions(s.worker.partitions, s.bus.partitions)
-        self.sink = DuckDBSink(s.data_dir / "strana.duckdb")
+        if s.sink.kind == "parquet":  # files named after their offset range: a rewrite replaces, never doubles
+            lake = Lake(LakeConfig.from_settings(s))
+            self.sink = ParquetSink(lake, keep=RetentionPolicy.from_settings(s).keep,
+                                    list_ttl=s.sink.list_cache_seconds)
+            where = lake.uri()
+        else:  # the bus position is stored in the same DuckDB transaction as the rows
+            self.sink = DuckDBSink(s.data_dir / "strana.duckdb")
+            where = self.sink.path
         self.bus = make_bus(s, consume=True)
         self.bus.consume_from(self.sink.positions(), owned)
         self.worker = Worker(self.bus, consumer_chain(s), self.sink)
         self.worker.warm_up()
-        self.stored_before = self.sink.reader().execute("SELECT count(*) FROM events").fetchone()[0]
-        log.info("strana worker: store %s, bus %s, partitions %s", self.sink.path, s.bus.kind,
+        reader = self.sink.reader()
+        self.stored_before = reader.execute("SELECT count(*) FROM events").fetchone()[0]
+        log.info("strana worker: store %s, bus %s, partitions %s", where, s.bus.kind,
                  owned if owned is not None else "all/group")
 
     async def start(self) -> None:

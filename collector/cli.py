@@ -1,8 +1,9 @@
-"""The `strana` command: serve, worker, status, migrate, quarantine."""
+"""The `strana` command: serve, worker, status, migrate, quarantine, export."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import os
@@ -46,6 +47,14 @@ def cmd_serve(args) -> int:
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["STRANA_SERVER__DATA_DIR"] = str(data_dir)
+    if settings.sink.kind == "parquet":  # a wrong key or endpoint: say so here, not in a worker's traceback
+        from collector.sinks.lake import Lake, LakeConfig, LakeError
+
+        try:
+            Lake(LakeConfig.from_settings(settings)).probe()
+        except LakeError as exc:
+            print(f"strana: cannot start: {exc}", file=sys.stderr, flush=True)
+            return 1
     from granian import Granian
     from granian.constants import Interfaces, Loops
 
@@ -209,6 +218,26 @@ def _replay(settings, path, args) -> int:
     return 0 if not failing else 3
 
 
+def cmd_export(args) -> int:
+    from collector.export import ExportError, export
+    from collector.sinks.lake import LakeError
+
+    settings = load()
+    try:
+        start, end = dt.date.fromisoformat(args.start), dt.date.fromisoformat(args.end)
+    except ValueError as exc:
+        print(f"strana export: --from/--to must be dates like 2026-11-23: {exc}", file=sys.stderr)
+        return 2
+    try:
+        rows = export(settings, args.site, start, end, args.format, args.output)
+    except (ExportError, LakeError) as exc:
+        print(f"strana export: {exc}", file=sys.stderr)
+        return 1
+    print(f"strana export: {rows:,} events of {args.site} ({start} to {end}) written to {args.output}",
+          file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="strana", description="Privacy-first web analytics.")
     parser.add_argument("--config", help="path to strana.toml (default: $STRANA_CONFIG or ./strana.toml)")
@@ -244,6 +273,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--all", action="store_true", help="list: replayed items too")
     q.add_argument("--json", action="store_true", help="list: everything, payloads included, as JSON (export)")
     q.set_defaults(func=cmd_quarantine)
+
+    exp = sub.add_parser("export", help="write a site's raw events for a range of days to Parquet or CSV")
+    exp.add_argument("--site", required=True)
+    exp.add_argument("--from", dest="start", required=True, help="first day, YYYY-MM-DD (UTC)")
+    exp.add_argument("--to", dest="end", required=True, help="last day, YYYY-MM-DD (UTC), included")
+    exp.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    exp.add_argument("--output", required=True, help="file to write")
+    exp.add_argument("--data-dir", dest="data_dir")
+    exp.set_defaults(func=cmd_export)
     return parser
 
 

@@ -62,6 +62,19 @@ SETTINGS: list[tuple[str, str, Any, str]] = [
     ("worker", "partitions", "", "partitions this worker owns, e.g. `0-3` or `0,2` (one DuckDB file per owner); "
      "empty: all (NATS) or as the Kafka consumer group assigns them"),
     ("sink", "kind", "duckdb", "duckdb | parquet"),
+    ("sink", "path", "", "parquet: s3://bucket/prefix or a folder; empty: <data_dir>/lake"),
+    ("sink", "endpoint", "", "parquet on S3: host:port or URL of an S3-compatible server; empty: AWS"),
+    ("sink", "region", "us-east-1", "parquet on S3: the bucket's region"),
+    ("sink", "access_key", "", "parquet on S3: access key id; empty: AWS_ACCESS_KEY_ID / instance credentials"),
+    ("sink", "secret_key", "", "parquet on S3: secret access key; empty: AWS_SECRET_ACCESS_KEY"),
+    ("sink", "scheme", "https", "parquet on S3: http or https, when endpoint has no scheme"),
+    ("sink", "path_style", True, "parquet on S3: bucket in the path (true) or in the host name (false)"),
+    ("sink", "retention_days", 0, "delete events older than this many days (0: keep forever); "
+     "per site: [sites.\"example.com\"] retention_days"),
+    ("sink", "compact_grace_seconds", 600, "parquet: compaction deletes merged files this long after merging "
+     "(longer than any query runs)"),
+    ("sink", "list_cache_seconds", 5.0, "parquet: how long reports reuse a listing of the lake (this process's "
+     "own writes show at once)"),
 ]
 
 
@@ -205,6 +218,8 @@ def _validate(values: dict[str, dict[str, Any]]) -> None:
     for (section, key), allowed in choices.items():
         if values[section][key] not in allowed:
             raise SettingsError(f"[{section}] {key} must be one of {', '.join(allowed)}, got {values[section][key]!r}")
+    if values["sink"]["scheme"] not in ("http", "https"):
+        raise SettingsError(f"[sink] scheme must be http or https, got {values['sink']['scheme']!r}")
     for section, key in (("server", "port"), ("ingest", "commit_rows"), ("ingest", "max_batch_events"),
                          ("bus", "partitions"), ("bus", "max_in_flight")):
         if values[section][key] <= 0:

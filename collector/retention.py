@@ -1,0 +1,91 @@
+"""Retention: events older than a site's `retention_days` are deleted, from the lake or from DuckDB.
+
+`[sites."example.com"] retention_days = 400` sets a site's own limit; other
+sites take `[sink] retention_days`; 0 keeps forever. A day is kept while it is
+less than `retention_days` days before today (UTC), so 1 keeps only today.
+
+In the lake a whole partition goes: data files first, then its manifests (a
+reader that still saw a merged output also sees its manifest, see
+lake_reader.py), and readers already leave out expired partitions, so none
+opens a file that is being deleted. In DuckDB it is a DELETE. Both are
+idempotent; a crashed run is finished by the next.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from collector.sinks.lake import Lake
+from collector.sinks.lake_reader import scan
+
+log = logging.getLogger("strana.retention")
+
+
+def utc_today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+class RetentionPolicy:
+    def __init__(self, default_days: int = 0, per_site: dict[str, int] | None = None):
+        self.default_days = default_days
+        self.per_site = per_site or {}
+
+    @classmethod
+    def from_settings(cls, settings) -> RetentionPolicy:
+        per_site = {}
+        for site, table in (settings.values.get("sites") or {}).items():
+            if isinstance(table, dict) and "retention_days" in table:
+                per_site[site.lower()] = int(table["retention_days"])
+        return cls(int(settings.sink.retention_days), per_site)
+
+    def days(self, site: str) -> int:
+        return self.per_site.get(site, self.default_days)
+
+    def cutoff(self, site: str, today: dt.date) -> dt.date | None:
+        """The first day kept; None: everything is kept."""
+        days = self.days(site)
+        return today - dt.timedelta(days=days - 1) if days > 0 else None
+
+    def keep(self, site: str, day: dt.date, today: dt.date | None = None) -> bool:
+        cutoff = self.cutoff(site, today or utc_today())
+        return cutoff is None or day >= cutoff
+
+
+def expire_lake(lake: Lake, policy: RetentionPolicy, today: dt.date | None = None) -> int:
+    """Delete the lake's partitions past their site's retention; returns how many went."""
+    today = today or utc_today()
+    gone = 0
+    for part in scan(lake).values():
+        if policy.keep(part.site, part.day, today):
+            continue
+        for rel in part.files:
+            lake.delete(rel)
+        for rel in part.manifests:
+            lake.delete(rel)
+        gone += 1
+    if gone:
+        log.info("retention: %d partition(s) deleted from the lake", gone)
+    return gone
+
+
+def expire_duckdb(con, policy: RetentionPolicy, today: dt.date | None = None) -> int:
+    """DELETE rows past their site's retention from the DuckDB store; returns the events deleted."""
+    today = today or utc_today()
+    deleted = 0
+    rules = [([site], "site = ?", policy.cutoff(site, today)) for site in policy.per_site]
+    if policy.per_site:
+        others = "site NOT IN (" + ", ".join("?" for _ in policy.per_site) + ")"
+        rules.append((list(policy.per_site), others, policy.cutoff("\0default", today)))
+    else:
+        rules.append(([], "true", policy.cutoff("\0default", today)))
+    for params, where, cutoff in rules:
+        if cutoff is None:
+            continue
+        start = f"{cutoff}T00:00:00+00:00"
+        deleted += con.execute(f'DELETE FROM events WHERE {where} AND "timestamp" < ?::TIMESTAMPTZ',
+                               [*params, start]).fetchone()[0]
+        con.execute(f"DELETE FROM drops WHERE {where} AND day < ?::DATE", [*params, str(cutoff)])
+    if deleted:
+        log.info("retention: %d event(s) deleted from DuckDB", deleted)
+    return deleted
