@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import statistics
 import sys
 import time
@@ -144,10 +145,16 @@ def bench(path: Path, runs: int) -> None:
     con = duckdb.connect(str(path), read_only=True)
     cards = dashboard()
     times: dict[str, list[float]] = {name: [] for name, _ in cards}
-    loads = []
+    loads, yardstick = [], []
+    start = dt.datetime.combine(END - dt.timedelta(days=30), dt.time(), tzinfo=dt.UTC)
+    count = 'SELECT count(*) FROM events WHERE site = $site AND "timestamp" >= $start AND "timestamp" < $end'
+    bounds = {"site": SITE, "start": start, "end": start + dt.timedelta(days=30)}
     for _name, body in cards:  # warm-up: first read of each column from disk
         answer(con, body, None)
     for _ in range(runs):
+        t = time.perf_counter()
+        con.execute(count, bounds).fetchall()
+        yardstick.append((time.perf_counter() - t) * 1000)
         t_load = time.perf_counter()
         for name, body in cards:
             t = time.perf_counter()
@@ -156,10 +163,15 @@ def bench(path: Path, runs: int) -> None:
         loads.append((time.perf_counter() - t_load) * 1000)
     threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
     con.close()
-    print(f"\n{'query':32} {'p50 ms':>8} {'p95 ms':>8}   (runs={runs}, DuckDB threads={threads})")
+    unit = statistics.median(yardstick)
+    print(f"\n{'query':32} {'p50 ms':>8} {'p95 ms':>8} {'p50/count(*)':>13}   (runs={runs}, DuckDB threads={threads})")
+    print(f"{'yardstick: count(*) of period':32} {unit:8.1f} {_p95(yardstick):8.1f} {1:13.1f}")
     for name, values in times.items():
-        print(f"{name:32} {statistics.median(values):8.1f} {_p95(values):8.1f}")
-    print(f"{'whole first load (sequential)':32} {statistics.median(loads):8.1f} {_p95(loads):8.1f}")
+        p50 = statistics.median(values)
+        print(f"{name:32} {p50:8.1f} {_p95(values):8.1f} {p50 / unit:13.1f}")
+    print(f"{'whole first load (sequential)':32} {statistics.median(loads):8.1f} {_p95(loads):8.1f} "
+          f"{statistics.median(loads) / unit:13.1f}")
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 def _p95(values: list[float]) -> float:

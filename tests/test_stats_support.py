@@ -144,7 +144,8 @@ def write_store(data_dir: Path, rows: list[dict], drops: list[tuple] = ()) -> No
     migrate.apply(con)
     con.register("seed", to_arrow(rows))
     con.execute("INSERT INTO events SELECT * FROM seed")
-    con.executemany("INSERT INTO drops VALUES (?, ?, ?, ?)", list(drops))
+    if drops:
+        con.executemany("INSERT INTO drops VALUES (?, ?, ?, ?)", list(drops))
     con.execute("CHECKPOINT")
     con.close()
 
