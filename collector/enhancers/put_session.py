@@ -24,6 +24,14 @@ TIMEOUT_US = 30 * 60 * 1_000_000
 _MAX_SEQ = 2**32 - 1
 
 
+def new_session_id(ts_us: int) -> int:
+    """Time-ordered: the visit's start in ms (42 bits, to 2109), then 22 random bits. The events stored
+    together belong to visits that started close together, so DuckDB bit-packs the column (~5 instead of
+    8 bytes per event). Two visits of one site share an id only if they start in the same millisecond
+    and draw the same 22 bits (1 in 4 M)."""
+    return (max(0, ts_us // 1000) & (2**42 - 1)) << 22 | secrets.randbits(22)
+
+
 class PutSession:
     def __init__(self, timeout_us: int = TIMEOUT_US, max_visitors: int = 500_000):
         self.timeout = timeout_us
@@ -66,7 +74,7 @@ class PutSession:
             if state is not None:
                 del active[visitor]
             hit.duration_delta = 0
-            state = (secrets.randbits(63), ts, ts, 1, int(counted))
+            state = (new_session_id(ts), ts, ts, 1, int(counted))
         active[visitor] = state
         hit.session_id = state[0]
         hit.visit_seq = min(state[3], _MAX_SEQ)
