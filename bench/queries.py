@@ -5,7 +5,9 @@
 Seeds a DuckDB file with DuckDB SQL itself (range() + hash-based columns:
 zipf-like pages, visits of 1-10 pageviews with ~40% bounces, engagement and
 custom events, sources, UTMs, countries, devices), in arrival (time) order as
-the collector writes them. Then times, through the real query layer
+the collector writes them, with time-ordered session ids and event ids and the
+visit rollups put_session stamps (visit_seq, interaction_seq, duration_delta:
+computed here with window functions, as migration 004 backfills them). Then times, through the real query layer
 (reports/query: parse → plan → SQL → result, in process, no HTTP), the queries
 a dashboard's first load makes: p50/p95 per query over --runs runs, and the
 whole first load run sequentially. Prints numbers, asserts nothing. The machine
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import statistics
 import sys
 import time
@@ -50,13 +53,13 @@ SELECT v.*, j.j AS j,
 FROM visits v, LATERAL (SELECT unnest(range(v.n)) AS j) j;
 
 CREATE TEMP TABLE raw AS
-SELECT sid, vid, j, src, ts, path, 'pageview' AS name, true AS interactive, NULL::UTINYINT AS scroll,
+SELECT sid, vid, t0, j, src, ts, path, 'pageview' AS name, true AS interactive, NULL::UTINYINT AS scroll,
        NULL::UINTEGER AS eng, NULL::DOUBLE AS rev FROM pv
 UNION ALL
-SELECT sid, vid, j, src, ts + INTERVAL 5 SECOND, path, 'engagement', false, (hash(sid, j, 's') % 101)::UTINYINT,
+SELECT sid, vid, t0, j, src, ts + INTERVAL 5 SECOND, path, 'engagement', false, (hash(sid, j, 's') % 101)::UTINYINT,
        (500 + hash(sid, j, 'e') % 120000)::UINTEGER, NULL FROM pv WHERE hash(sid, j, 'eng') % 10 < 3
 UNION ALL
-SELECT sid, vid, j, src, ts + INTERVAL 2 SECOND, path,
+SELECT sid, vid, t0, j, src, ts + INTERVAL 2 SECOND, path,
        CASE hash(sid, j, 'which') % 4 WHEN 0 THEN 'Signup' WHEN 1 THEN 'Download' WHEN 2 THEN 'Outbound Link: Click'
             ELSE 'Purchase' END, true, NULL, NULL,
        CASE WHEN hash(sid, j, 'which') % 4 = 3 THEN 5 + (hash(sid, j, 'rev') % 20000) / 100.0 END
@@ -86,10 +89,16 @@ SELECT {event_id} AS event_id, $site, name, ts,
        NULL,
        ['desktop', 'desktop', 'mobile', 'mobile', 'desktop', 'desktop', 'mobile', 'tablet']
            [(1 + hash(vid, 'o') % 8)::BIGINT],
-       hash(vid, 'id') >> 1, hash(sid, 'id') >> 1, interactive,
+       hash(vid, 'id') >> 1, (epoch_ms(t0) << 22) | (hash(sid, 'id') & 4194303), interactive,
        CASE WHEN name = 'Signup' THEN MAP {'plan': ['free', 'pro'][(1 + hash(sid, 'plan') % 2)::BIGINT]} END,
-       rev, CASE WHEN rev IS NOT NULL THEN 'EUR' END, scroll, eng
-FROM raw ORDER BY ts;
+       rev, CASE WHEN rev IS NOT NULL THEN 'EUR' END, scroll, eng,
+       row_number() OVER w,
+       CASE WHEN interactive AND name <> 'engagement'
+            THEN sum((interactive AND name <> 'engagement')::INTEGER) OVER w END,
+       coalesce(epoch_us(ts) - epoch_us(lag(ts) OVER w), 0)
+FROM raw
+WINDOW w AS (PARTITION BY sid ORDER BY ts ROWS UNBOUNDED PRECEDING)
+ORDER BY ts;
 """
 
 
@@ -144,10 +153,16 @@ def bench(path: Path, runs: int) -> None:
     con = duckdb.connect(str(path), read_only=True)
     cards = dashboard()
     times: dict[str, list[float]] = {name: [] for name, _ in cards}
-    loads = []
+    loads, yardstick = [], []
+    start = dt.datetime.combine(END - dt.timedelta(days=30), dt.time(), tzinfo=dt.UTC)
+    count = 'SELECT count(*) FROM events WHERE site = $site AND "timestamp" >= $start AND "timestamp" < $end'
+    bounds = {"site": SITE, "start": start, "end": start + dt.timedelta(days=30)}
     for _name, body in cards:  # warm-up: first read of each column from disk
         answer(con, body, None)
     for _ in range(runs):
+        t = time.perf_counter()
+        con.execute(count, bounds).fetchall()
+        yardstick.append((time.perf_counter() - t) * 1000)
         t_load = time.perf_counter()
         for name, body in cards:
             t = time.perf_counter()
@@ -156,10 +171,15 @@ def bench(path: Path, runs: int) -> None:
         loads.append((time.perf_counter() - t_load) * 1000)
     threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
     con.close()
-    print(f"\n{'query':32} {'p50 ms':>8} {'p95 ms':>8}   (runs={runs}, DuckDB threads={threads})")
+    unit = statistics.median(yardstick)
+    print(f"\n{'query':32} {'p50 ms':>8} {'p95 ms':>8} {'p50/count(*)':>13}   (runs={runs}, DuckDB threads={threads})")
+    print(f"{'yardstick: count(*) of period':32} {unit:8.1f} {_p95(yardstick):8.1f} {1:13.1f}")
     for name, values in times.items():
-        print(f"{name:32} {statistics.median(values):8.1f} {_p95(values):8.1f}")
-    print(f"{'whole first load (sequential)':32} {statistics.median(loads):8.1f} {_p95(loads):8.1f}")
+        p50 = statistics.median(values)
+        print(f"{name:32} {p50:8.1f} {_p95(values):8.1f} {p50 / unit:13.1f}")
+    print(f"{'whole first load (sequential)':32} {statistics.median(loads):8.1f} {_p95(loads):8.1f} "
+          f"{statistics.median(loads) / unit:13.1f}")
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 def _p95(values: list[float]) -> float:
@@ -174,11 +194,11 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("/tmp/strana-bench"))
     ap.add_argument("--reseed", action="store_true", help="seed again even if the file exists")
     ap.add_argument("--storage-only", action="store_true", help="seed and report bytes per event, no timing")
-    ap.add_argument("--event-id", choices=("v4", "v7"), default="v4",
-                    help="event_id kind: v4 (random, as ingest makes today) or v7 (time-ordered)")
+    ap.add_argument("--event-id", choices=("v4", "v7"), default="v7",
+                    help="event_id kind: v7 (time-ordered, as ingest makes them) or v4 (random, as it used to)")
     args = ap.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
-    path = args.data / f"bench-{args.events}-{args.event_id}.duckdb"
+    path = args.data / f"bench-{args.events}-{args.event_id}-rollups.duckdb"
     if args.reseed or not path.exists():
         seed(path, args.events, args.event_id)
     storage(path)

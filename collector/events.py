@@ -50,6 +50,10 @@ FIELDS: list[tuple[str, pa.DataType, str]] = [
     ("revenue_currency", pa.string(), "ISO 4217"),
     ("scroll_depth", pa.uint8(), "percent of the page seen, for engagement events"),
     ("engagement_ms", pa.uint32(), "visible and focused time, for engagement events"),
+    # Visit rollups in per-event form, set by put_session (migration 005): reports/METRICS.md, "Fast paths".
+    ("visit_seq", pa.uint32(), "position in its session as put_session saw it (1 = the visit's first event)"),
+    ("interaction_seq", pa.uint32(), "nth interactive non-engagement event of the session; null for the others"),
+    ("duration_delta", pa.uint32(), "µs this event extended its session (before its start or after its end)"),
 ]
 
 SCHEMA = pa.schema([pa.field(name, typ) for name, typ, _ in FIELDS])
@@ -115,6 +119,9 @@ class Hit(msgspec.Struct, kw_only=True, gc=False):
     revenue_currency: str | None = None
     scroll_depth: int | None = None
     engagement_ms: int | None = None
+    visit_seq: int | None = None
+    interaction_seq: int | None = None
+    duration_delta: int | None = None
 
     # ---- transient: never stored, never published ----
     url: str = ""  # the page URL as sent; put_url splits it

@@ -19,6 +19,7 @@ VISIT_FIRST = {
     "visit:utm_medium": ("utm_medium", None), "visit:utm_campaign": ("utm_campaign", None),
     "visit:country": ("country", None), "visit:region": ("region", None), "visit:city": ("city", None),
     "visit:device": ("device", None), "visit:browser": ("browser", None), "visit:os": ("os", None),
+    "visit:browser_version": ("browser_version", None), "visit:os_version": ("os_version", None),
 }
 UTM = {"visit:utm_source", "visit:utm_medium", "visit:utm_campaign"}
 EVENT_COLS = {"event:page": "pathname", "event:name": "name", "event:hostname": "hostname"}
@@ -35,6 +36,9 @@ def sessions(ev: pl.DataFrame) -> pl.DataFrame:
         *[pl.col(col).sort_by("timestamp").first().alias(dim) for dim, (col, _) in VISIT_FIRST.items()],
         pl.col("pathname").filter(pv).sort_by(pl.col("timestamp").filter(pv)).first().alias("visit:entry_page"),
         pl.col("pathname").filter(pv).sort_by(pl.col("timestamp").filter(pv)).last().alias("visit:exit_page"),
+        pl.col("hostname").filter(pv).sort_by(pl.col("timestamp").filter(pv)).first()
+        .alias("visit:entry_page_hostname"),
+        pl.col("hostname").filter(pv).sort_by(pl.col("timestamp").filter(pv)).last().alias("visit:exit_page_hostname"),
     )
     return s.with_columns([pl.col(d).fill_null(default) for d, (_, default) in VISIT_FIRST.items() if default])
 
@@ -101,7 +105,8 @@ def reference(df: pl.DataFrame, site: str, start: dt.datetime, end: dt.datetime,
     ev = df.filter((pl.col("site") == site) & (pl.col("timestamp") >= start) & (pl.col("timestamp") < end)
                    & pl.col("session_id").is_not_null())
     ses = sessions(ev)
-    visit_cols = ["session_id", *VISIT_FIRST, "visit:entry_page", "visit:exit_page"]
+    visit_cols = ["session_id", *VISIT_FIRST, "visit:entry_page", "visit:exit_page", "visit:entry_page_hostname",
+                  "visit:exit_page_hostname"]
     evx = ev.join(ses.select(visit_cols), on="session_id", how="left").with_columns(
         [pl.col(c).alias(d) for d, c in EVENT_COLS.items()])
     cond = pl.lit(True)

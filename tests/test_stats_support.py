@@ -17,7 +17,8 @@ import polars as pl
 import pyarrow as pa
 
 from collector import migrate
-from collector.events import FIELDS, SCHEMA
+from collector.enhancers.put_session import PutSession
+from collector.events import FIELDS, SCHEMA, Hit
 
 TODAY = dt.date(2026, 11, 20)
 START = dt.datetime(2026, 10, 10, tzinfo=dt.UTC)
@@ -49,6 +50,8 @@ DEVICES = [("desktop", "Chrome", "131", "Windows", "11"), ("mobile", "Safari", "
            ("desktop", "Firefox", "128", "Linux", None), ("tablet", "Chrome", "130", "Android", "14")]
 DEVICE_W = [45, 30, 15, 10]
 PROP_KEYS = ("plan", "file")
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+ROLLUPS = ("visit_seq", "interaction_seq", "duration_delta")  # the reference never reads these
 
 
 def _event(site, name, ts, path, visitor, session, **extra) -> dict:
@@ -108,6 +111,20 @@ def generate(seed: int = 7) -> list[dict]:
     for hour, minute, visitor in ((23, 30, 1), (12, 0, 2), (22, 59, 3)):
         ts = dt.datetime(2026, 11, 10, hour, minute, tzinfo=dt.UTC)
         rows.append(_event("tz.example", "pageview", ts, "/", visitor, visitor + 100))
+    return sessionize(rows)
+
+
+def sessionize(rows: list[dict]) -> list[dict]:
+    """Run the real consumer step over the rows in timestamp order, as the worker does, and keep what it
+    sets: session_id (it may join visits of a visitor that ingest would join) and the visit rollups."""
+    step = PutSession()
+    for row in sorted(rows, key=lambda r: r["timestamp"]):
+        us = (row["timestamp"] - EPOCH) // dt.timedelta(microseconds=1)
+        hit = Hit(site=row["site"], name=row["name"], timestamp=us, visitor_id=row["visitor_id"],
+                  interactive=row["interactive"])
+        step(hit)
+        for name in ("session_id", *ROLLUPS):
+            row[name] = getattr(hit, name)
     return rows
 
 
@@ -127,13 +144,15 @@ def write_store(data_dir: Path, rows: list[dict], drops: list[tuple] = ()) -> No
     migrate.apply(con)
     con.register("seed", to_arrow(rows))
     con.execute("INSERT INTO events SELECT * FROM seed")
-    con.executemany("INSERT INTO drops VALUES (?, ?, ?, ?)", list(drops))
+    if drops:
+        con.executemany("INSERT INTO drops VALUES (?, ?, ?, ?)", list(drops))
     con.execute("CHECKPOINT")
     con.close()
 
 
 def frame(rows: list[dict]) -> pl.DataFrame:
-    data = {name: [r[name] for r in rows] for name, _, _ in FIELDS if name not in ("event_id", "props")}
+    data = {name: [r[name] for r in rows] for name, _, _ in FIELDS
+            if name not in ("event_id", "props", *ROLLUPS)}
     for key in PROP_KEYS:
         data[f"event:props:{key}"] = [(r["props"] or {}).get(key, "(none)") for r in rows]
     return pl.DataFrame(data, schema_overrides={"visitor_id": pl.UInt64, "session_id": pl.UInt64,

@@ -1,9 +1,17 @@
-"""Sessions: one id per visitor until 30 minutes pass without an event.
+"""Sessions: one id per visitor until 30 minutes pass without an event, plus the visit's rollups.
 
 Judged by each event's own timestamp (batches may carry past ones), from a
-bounded in-memory table of active visitors, so bounce rate and visit
-duration need no window functions at query time. Runs in the consumer: the
-bus is keyed by site + visitor, so one consumer sees all of a visitor.
+bounded in-memory table of active visitors. Runs in the consumer: the bus is
+keyed by site + visitor, so one consumer sees all of a visitor, and the worker
+hands it each delivery's events in timestamp order.
+
+Besides `session_id` it stamps each event with its visit's rollups in
+per-event form, so the stats API answers visit metrics without grouping by
+session_id (reports/query/fast.py, reports/METRICS.md "Fast paths"):
+`visit_seq` (1 = the visit's first event), `interaction_seq` (nth interactive
+non-engagement event: a visit bounces unless it has a 2nd) and
+`duration_delta` (µs by which this event moved the visit's first or last
+timestamp; summed over a visit's events: its duration).
 """
 
 from __future__ import annotations
@@ -13,21 +21,38 @@ import secrets
 from collector.events import Hit
 
 TIMEOUT_US = 30 * 60 * 1_000_000
+_MAX_SEQ = 2**32 - 1
+
+
+def new_session_id(ts_us: int) -> int:
+    """Time-ordered: the visit's start in ms (42 bits, to 2109), then 22 random bits. The events stored
+    together belong to visits that started close together, so DuckDB bit-packs the column (~5 instead of
+    8 bytes per event). Two visits of one site share an id only if they start in the same millisecond
+    and draw the same 22 bits (1 in 4 M)."""
+    return (max(0, ts_us // 1000) & (2**42 - 1)) << 22 | secrets.randbits(22)
 
 
 class PutSession:
     def __init__(self, timeout_us: int = TIMEOUT_US, max_visitors: int = 500_000):
         self.timeout = timeout_us
         self.max_visitors = max_visitors
-        self.active: dict[int, tuple[int, int, int]] = {}  # visitor -> (session id, first ts, last ts)
+        # visitor -> (session id, first ts, last ts, events so far, interactions so far)
+        self.active: dict[int, tuple[int, int, int, int, int]] = {}
 
     def seed(self, rows) -> None:
-        """Restore active visits after a restart: (visitor_id, session_id, last ts µs)."""
-        for visitor, session, last in rows:
+        """Restore active visits after a restart: (visitor_id, session_id, last ts µs) or
+        (visitor_id, session_id, first ts µs, last ts µs, events, interactions)."""
+        for row in rows:
+            if len(row) == 3:
+                visitor, session, last = row
+                row = (visitor, session, last, last, 1, 1)
+            visitor, session, first, last, n, k = row
             if visitor is not None and session is not None:
-                self.active[visitor] = (session, last, last)
+                self.active[visitor] = (session, first, last, n or 1, k or 0)
 
     def __call__(self, hit: Hit) -> str | None:
+        if hit.visit_seq is not None:  # already sessionized (a failed group commit stored one by one)
+            return None
         visitor = hit.visitor_id
         if visitor is None:
             hit.session_id = None
@@ -39,16 +64,21 @@ class PutSession:
             if state is not None:  # the visit began before midnight: keep its visitor id
                 visitor = hit.visitor_id = hit.prev_visitor_id
         ts = hit.timestamp
+        counted = hit.interactive and hit.name != "engagement"
         if state is not None and state[1] - self.timeout <= ts <= state[2] + self.timeout:
-            session, first, last = state
-            state = (session, min(first, ts), max(last, ts))
+            session, first, last, n, k = state
+            hit.duration_delta = max(0, ts - last) + max(0, first - ts)
+            state = (session, min(first, ts), max(last, ts), n + 1, k + counted)
             del active[visitor]  # re-insert: dict order doubles as least-recently-seen order
         else:
             if state is not None:
                 del active[visitor]
-            state = (secrets.randbits(63), ts, ts)
+            hit.duration_delta = 0
+            state = (new_session_id(ts), ts, ts, 1, int(counted))
         active[visitor] = state
         hit.session_id = state[0]
+        hit.visit_seq = min(state[3], _MAX_SEQ)
+        hit.interaction_seq = min(state[4], _MAX_SEQ) if counted else None
         if len(active) > self.max_visitors:
             oldest = iter(active)
             for old in [next(oldest) for _ in range(max(1, self.max_visitors // 10))]:

@@ -75,11 +75,17 @@ class DuckDBSink:
         ).fetchall()
         return [r[0].bytes for r in rows]
 
-    def recent_sessions(self, minutes: int = 30) -> list[tuple[int, int, int]]:
-        """(visitor_id, session_id, last timestamp in µs) of visitors seen in the last minutes."""
+    def recent_sessions(self, minutes: int = 30) -> list[tuple[int, int, int, int, int, int]]:
+        """(visitor_id, session_id, first and last timestamp in µs, events, interactions) of the latest
+        session of each visitor seen in the last minutes: put_session carries on counting from there."""
         return self.con.execute(
-            "SELECT visitor_id, arg_max(session_id, timestamp), epoch_us(max(timestamp)) FROM events "
-            "WHERE timestamp > now() - to_minutes(?) AND visitor_id IS NOT NULL GROUP BY visitor_id",
+            "WITH recent AS (SELECT visitor_id, arg_max(session_id, timestamp) AS session_id FROM events "
+            "WHERE timestamp > now() - to_minutes(?) AND visitor_id IS NOT NULL GROUP BY visitor_id) "
+            "SELECT r.visitor_id, r.session_id, epoch_us(min(e.timestamp)), epoch_us(max(e.timestamp)), "
+            "greatest(count(*), max(e.visit_seq)), greatest(count(*) FILTER (WHERE e.interactive AND "
+            "e.name <> 'engagement'), max(e.interaction_seq)) "
+            "FROM recent r JOIN events e ON e.session_id = r.session_id AND e.visitor_id = r.visitor_id "
+            "GROUP BY r.visitor_id, r.session_id",
             [minutes],
         ).fetchall()
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import math
+import os
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
@@ -227,6 +228,14 @@ def _engagement(obj: dict, hit: Hit, prefix: str) -> None:
                          prefix + "n")
 
 
+def uuid7(now_us: int) -> bytes:
+    """A time-ordered UUID (RFC 9562 version 7: 48-bit ms timestamp, then 74 random bits): ids made at
+    ingest follow arrival order, so DuckDB bit-packs them (~16 → ~10 bytes per event) where v4 ids stay raw."""
+    rand = int.from_bytes(os.urandom(10))
+    value = ((now_us // 1000) & (2**48 - 1)) << 80 | 0x7 << 76 | (rand >> 62 & 0xFFF) << 64 | 0b10 << 62
+    return (value | rand & (2**62 - 1)).to_bytes(16)
+
+
 def hits_from_payload(obj, limits: Limits, *, now_us: int, via: str, server_fields: bool = False,
                       prefix: str = "") -> list[Hit]:
     """One payload → one hit per domain. Raises BadRequest naming the field at fault."""
@@ -299,10 +308,10 @@ def hits_from_payload(obj, limits: Limits, *, now_us: int, via: str, server_fiel
             hit.privacy_signal = dnt
 
     if hit.event_id is None:
-        hit.event_id = uuid.uuid4().bytes
+        hit.event_id = uuid7(now_us)
     hits = [hit]
     for extra in domains[1:]:
-        twin = msgspec.structs.replace(hit, event_id=uuid.uuid4().bytes if not hit.client_event_id
+        twin = msgspec.structs.replace(hit, event_id=uuid7(now_us) if not hit.client_event_id
                                        else uuid.uuid5(uuid.UUID(bytes=hit.event_id), extra).bytes)
         twin.site = extra
         hits.append(twin)

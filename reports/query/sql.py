@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from reports.query import dimensions as dims
+from reports.query import fast
 from reports.query import filters as flt
 from reports.query import metrics as mets
 from reports.query.params import Params
@@ -194,8 +195,12 @@ def events_query(scope: Scope, metrics: list[str], dimensions: list[str], trees:
     return f"{b.with_clause()}\n{body}", b.p
 
 
-def visits_query(scope: Scope, metrics: list[str], dimensions: list[str], trees: list[tuple]) -> tuple[str, dict]:
+def visits_query(scope: Scope, metrics: list[str], dimensions: list[str], trees: list[tuple],
+                 rollups: bool = True) -> tuple[str, dict]:
+    """The visit rows' query; `rollups` lets fast.py answer without grouping by session_id when it can."""
     b = Builder(scope, "visits", dimensions, trees)
+    if rollups and fast.totals_ok(metrics, dimensions, trees):
+        return fast.totals_query(b, metrics), b.p
     dim_exprs, group = _select_dims(b)
     where = b.where_visits()
     stats = set()
@@ -212,6 +217,8 @@ def visits_query(scope: Scope, metrics: list[str], dimensions: list[str], trees:
     body = (f"SELECT {', '.join(dim_exprs + cols)} FROM ses s"
             f"{' WHERE ' + ' AND '.join(where) if where else ''}{group}")
     body = b.wrap(body, [c.rsplit(" AS ", 1)[1] for c in cols])
+    if rollups and fast.rows_ok(metrics, dimensions, trees):
+        return f"{fast.with_rows(b)}\n{body}", b.p
     return f"{b.with_clause(tuple(sorted(stats)))}\n{body}", b.p
 
 
