@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 
@@ -20,14 +21,17 @@ from litestar.response import Response
 from prometheus_client import generate_latest
 
 from collector import metrics
+from collector.auth import wiring as auth_wiring
 from collector.bus.memory import MemoryBus
 from collector.edge import Edge
 from collector.enhancers import consumer_chain, edge_chain
 from collector.jobs import start_scheduler
+from collector.ratelimit import site_limiter, wrap_routes
 from collector.salts import DuckDBSaltStore, SaltKeeper
 from collector.settings import Settings, load
 from collector.sinks.duckdb import DuckDBSink
 from collector.sinks.spool import SpoolingSink
+from collector.site_registry import SiteRegistry
 from collector.sources.batch import BatchSource
 from collector.sources.event import EventSource
 from collector.sources.http import parse_networks
@@ -47,6 +51,7 @@ class Runtime:
     salts: SaltKeeper | None = None
     bus: MemoryBus | None = None
     edge: Edge | None = None
+    sites: SiteRegistry | None = None
     worker: Worker | None = None
     tasks: list = field(default_factory=list)
     scheduler: object = None
@@ -60,7 +65,9 @@ class Runtime:
             self.sink.recover()
         self.salts = SaltKeeper(DuckDBSaltStore(self.sink.reader()))
         self.bus = MemoryBus(s.ingest.commit_rows, s.ingest.commit_interval_ms, s.ingest.max_pending_events)
-        self.edge = Edge(edge_chain(s, self.salts), self.bus)
+        self.sites = SiteRegistry(s, self.sink.reader)  # sites table + file, in memory; refreshed on change
+        self.sites.reload()
+        self.edge = Edge(edge_chain(s, self.salts, self.sites), self.bus)
         self.worker = Worker(self.bus, consumer_chain(s), self.sink)
         self.worker.warm_up()
         metrics.REGISTRY.register(metrics.ChainTimes([self.edge.chain, self.worker.chain]))
@@ -88,6 +95,7 @@ class Runtime:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             self.worker.close()
+            self.sites.close()
             self.sink.close()
         except BaseException:
             log.exception("strana: error while stopping")
@@ -126,6 +134,10 @@ def create_app(settings: Settings | None = None) -> FrontDoor:
     logging.basicConfig(level=settings.server.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     runtime = Runtime(settings)
     runtime.open()
+    auth = auth_wiring.Auth(settings, runtime.sink.reader, runtime.sites)  # people, keys, links (collector/auth/)
+    auth.setup_link()
+    if runtime.sites.open_mode:
+        log.info("strana: open mode: hits for any site are accepted; a site is created on its first hit")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar):
@@ -136,23 +148,25 @@ def create_app(settings: Settings | None = None) -> FrontDoor:
             await runtime.stop()
 
     web = Litestar(
-        route_handlers=[healthz, prometheus, *REPORT_ROUTES],
+        route_handlers=[healthz, prometheus, *REPORT_ROUTES, *auth_wiring.ROUTES],
         dependencies={
             "runtime": Provide(lambda: runtime, sync_to_thread=False),
             "connect": Provide(lambda: runtime.connect, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False),
         },
-        lifespan=[lifespan],
+        lifespan=[lifespan, auth_wiring.lifespan(auth)],
     )
-    limits = Limits.from_settings(settings)
+    # the site registry is the site gate (open/closed mode); per-site rate limit when configured
+    limits = dataclasses.replace(Limits.from_settings(settings), sites=runtime.sites, site_rate=site_limiter(settings))
     trusted = parse_networks(settings.server.trusted_proxies)
     ing = settings.ingest
     routes = {
         "/api/event": EventSource(runtime.edge, limits, ing.max_body_bytes, trusted),
         "/p.gif": PixelSource(runtime.edge, limits, trusted),
-        "/api/v1/batch": BatchSource(runtime.edge, limits, ing.max_batch_bytes, ing.max_batch_events, trusted),
-        **TrackerFiles(load_tracker_files()).routes(),
+        "/api/v1/batch": BatchSource(runtime.edge, limits, ing.max_batch_bytes, ing.max_batch_events, trusted,
+                                     authorize=auth_wiring.BatchKeys(auth.directory, runtime.sites)),
     }
-    app = FrontDoor(routes, web)
+    routes = {**wrap_routes(routes, settings, trusted), **TrackerFiles(load_tracker_files()).routes()}
+    app = FrontDoor(routes, auth_wiring.AuthGate(web, auth))
     app.runtime = runtime
     return app

@@ -1,4 +1,4 @@
-"""The `strana` command: serve, migrate."""
+"""The `strana` command: serve, migrate, sites, users, keys."""
 
 from __future__ import annotations
 
@@ -77,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     mig = sub.add_parser("migrate", help="apply pending store migrations")
     mig.add_argument("--data-dir", dest="data_dir")
     mig.set_defaults(func=cmd_migrate)
+
+    from collector.auth.cli_admin import register
+
+    register(sub)  # strana sites | users | keys (collector/auth/cli_admin.py)
     return parser
 
 
