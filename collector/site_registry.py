@@ -21,7 +21,7 @@ import logging
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from collector import sites as site_rows
 
@@ -88,17 +88,21 @@ class SiteView:
         return host in self.exact_hosts or any(host.endswith(s) for s in self.host_suffixes)
 
 
-@dataclass
 class SiteRegistry:
-    settings: object
-    connect: object = None  # () -> a DuckDB connection (cursor) on the store
-    views: dict[str, SiteView] = field(default_factory=dict)
-    configured: bool = False
-    _auto_seen: set = field(default_factory=set)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _pool: ThreadPoolExecutor | None = None
-    listeners: list = field(default_factory=list)
-    data_sites: set = field(default_factory=set)  # sites that have stored events (read once at start)
+    """Not a dataclass on purpose: Litestar would try to convert it when Runtime is injected."""
+
+    def __init__(self, settings, connect=None):
+        self.settings = settings
+        self.connect = connect  # () -> a DuckDB connection (cursor) on the store
+        self.views: dict[str, SiteView] = {}
+        self.configured = False
+        self._auto_seen: set = set()
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self.listeners: list = []
+        self.data_sites: set = set()  # sites that have stored events (read once at start)
+        # the file's [sites] table, kept before reload() replaces settings.values["sites"] with the merged view
+        self._file_table = dict(settings.values.get("sites", {}) or {})
 
     @property
     def open_mode(self) -> bool:
@@ -114,10 +118,6 @@ class SiteRegistry:
                     out[site_rows.clean_domain(name)] = site_rows.validate(
                         {k: v for k, v in conf.items() if k in site_rows.KEYS})
         return out
-
-    def __post_init__(self) -> None:
-        # the file's [sites] table, kept before reload() replaces settings.values["sites"] with the merged view
-        self._file_table = dict(self.settings.values.get("sites", {}) or {})
 
     def reload(self) -> None:
         merged: dict[str, tuple[dict, str]] = {d: (c, "file") for d, c in self._file_sites().items()}

@@ -47,7 +47,17 @@ def error(status: int, message: str) -> Response:
     return Response({"error": message}, status_code=status)
 
 
+class Denied(HTTPException):
+    """A 4xx with a plain message: `{"error": message}`."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(status_code=status, detail=message)
+        self.message = message
+
+
 def on_http_error(_: Request, exc: HTTPException) -> Response:
+    if isinstance(exc, Denied):
+        return error(exc.status_code, exc.message)
     extra = exc.extra if isinstance(exc.extra, list) and exc.extra and isinstance(exc.extra[0], dict) else None
     if extra:
         return error(exc.status_code, f"{extra[0].get('key') or 'body'}: {extra[0].get('message', exc.detail)}")
@@ -56,11 +66,6 @@ def on_http_error(_: Request, exc: HTTPException) -> Response:
 
 HANDLERS = {HTTPException: on_http_error}
 OPTS = {"exception_handlers": HANDLERS, "tags": ["sites, people and keys"]}
-
-
-class Denied(Exception):
-    def __init__(self, status: int, message: str):
-        self.status, self.message = status, message
 
 
 def _ctx(request: Request):
@@ -84,17 +89,15 @@ def _site(request: Request, domain: str, need: str) -> str:
 
 
 def guarded(fn):
-    """Turn Denied / SiteError / AuthError into 4xx answers."""
+    """Turn SiteError / AuthError (bad input found by the store layer) into 422 answers."""
     import functools
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except Denied as exc:
-            return error(exc.status, exc.message)
         except (site_rows.SiteError, AuthError) as exc:
-            return error(422, str(exc))
+            raise Denied(422, str(exc)) from None
 
     return wrapper
 
