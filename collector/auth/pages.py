@@ -101,7 +101,7 @@ async def logout(request: Request) -> Response:
                     cookies=[_cookie(request, SESSION_COOKIE, "", 0), _cookie(request, LINK_COOKIE, "", 0)])
 
 
-@get("/setup/{token:str}", include_in_schema=False, sync_to_thread=True)
+@get("/setup/{token:str}", include_in_schema=False, sync_to_thread=False)
 def setup_page(request: Request, token: str) -> Response:
     if not request.scope["strana.auth"].setup_valid(token):
         return _page(request, "message.html", 404, title="Setup link not valid",
