@@ -8,6 +8,8 @@ import time
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from collector.retention import apply_retention
+
 log = logging.getLogger("strana.jobs")
 
 
@@ -20,6 +22,8 @@ def job_table(runtime) -> list[tuple[str, object, callable, tuple]]:
     return [
         # a new random salt each UTC day; the one before yesterday's is deleted for good
         ("rotate_salts", CronTrigger(hour=0, minute=0, second=1, timezone="UTC"), rotate_salts, (runtime.salts,)),
+        # events older than a site's retention_days are deleted (collector/retention.py)
+        ("retention", CronTrigger(hour=3, minute=17, timezone="UTC"), apply_retention, (runtime,)),
     ]
 
 

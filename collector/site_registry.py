@@ -7,11 +7,12 @@ paths, parsed networks) and swaps the result in atomically. It is called at
 start and after every change made through the API; the CLI writes to the
 table only while the server is stopped, so a start picks it up.
 
-Open mode: while no site is configured by an operator (table, file or
+Open mode: while no site is configured by an operator (the table, or
 `[ingest] sites`), or when `[ingest] open_mode = true`, any site is accepted
 and an unknown one is created (origin `auto`) on its first hit, off the hot
-path. Auto-created sites do not close open mode. Once an operator configured
-a site, hits for unknown sites are refused with 400 `unknown site`.
+path. Auto-created sites and the file's `[sites."..."]` settings sections do
+not close open mode. Once an operator added a site, hits for unknown sites
+are refused with 400 `unknown site`.
 """
 
 from __future__ import annotations
@@ -108,19 +109,21 @@ class SiteRegistry:
     def open_mode(self) -> bool:
         return bool(self.settings.get("ingest", "open_mode")) or not self.configured
 
-    def _file_sites(self) -> dict[str, dict]:
-        out: dict[str, dict] = {}
-        for name in self.settings.get("ingest", "sites") or []:
-            out.setdefault(site_rows.clean_domain(name), {})
+    def _file_sites(self) -> dict[str, tuple[dict, str]]:
+        """Origin `list` for [ingest] sites (closes open mode), `file` for [sites."..."] settings (does not)."""
+        out: dict[str, tuple[dict, str]] = {}
         if isinstance(self._file_table, dict):
             for name, conf in self._file_table.items():
                 if isinstance(conf, dict):
-                    out[site_rows.clean_domain(name)] = site_rows.validate(
-                        {k: v for k, v in conf.items() if k in site_rows.KEYS})
+                    out[site_rows.clean_domain(name)] = (site_rows.validate(
+                        {k: v for k, v in conf.items() if k in site_rows.KEYS}), "file")
+        for name in self.settings.get("ingest", "sites") or []:
+            domain = site_rows.clean_domain(name)
+            out[domain] = (out.get(domain, ({}, ""))[0], "list")
         return out
 
     def reload(self) -> None:
-        merged: dict[str, tuple[dict, str]] = {d: (c, "file") for d, c in self._file_sites().items()}
+        merged = self._file_sites()
         rows = []
         if self.connect is not None:
             con = self.connect()
@@ -131,13 +134,13 @@ class SiteRegistry:
             finally:
                 con.close()
         for row in rows:
-            base = merged.get(row["domain"], ({}, row["origin"]))[0]
-            origin = "file" if row["domain"] in merged and row["origin"] == "auto" else row["origin"]
+            base, file_origin = merged.get(row["domain"], ({}, "auto"))
+            origin = file_origin if row["origin"] == "auto" else row["origin"]
             merged[row["domain"]] = ({**base, **row["settings"]}, origin)
         views = {d: SiteView.build(d, c, o) for d, (c, o) in merged.items()}
         with self._lock:
             self.views = views
-            self.configured = any(v.origin != "auto" for v in views.values())
+            self.configured = any(v.origin in ("operator", "list") for v in views.values())
             self._auto_seen = set(views)
         # The reports read per-site settings (timezone, goals) from settings.values["sites"]: publish the merge.
         self.settings.values["sites"] = {d: dict(v.config) for d, v in views.items()}
