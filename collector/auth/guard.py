@@ -4,7 +4,8 @@ Every non-ingest request passes here (ingest routes are bare ASGI in
 FrontDoor and never do). The rule is by path, so pages and API routes added
 later are covered without registering anything:
 
-- public: the login/setup/share pages, /healthz, /metrics, /schema;
+- public: the login/setup/share pages, /healthz, /metrics, /schema, /assets/;
+- `/api/v1/quarantine`: the owner only;
 - `/api/v1/sites`, `/api/v1/users`, `/api/v1/me`: a logged-in person (or
   local mode); the handlers check the role on the site;
 - everything else (stats API, dashboard pages): a principal that may read
@@ -29,7 +30,8 @@ from collector.auth.service import CSRF_COOKIE, cookies_of
 from collector.sources.http import Request
 
 PUBLIC = ("/healthz", "/metrics", "/login", "/logout", "/setup/", "/share/", "/embed/", "/auth/static/", "/schema",
-          "/favicon.ico")
+          "/favicon.ico", "/assets/")  # /assets/: the dashboard's hashed CSS/JS files (no data)
+OWNER_ONLY = ("/api/v1/quarantine",)  # raw payloads of any site, and replay: the owner's business
 FORMS = ("/login", "/logout", "/setup/", "/share/")  # the page handlers check the form's _csrf field
 ADMIN = ("/api/v1/sites", "/api/v1/users", "/api/v1/me")
 READ_POSTS = frozenset({"/api/v1/query", "/api/v1/funnel"})
@@ -86,7 +88,10 @@ class AuthGate:
             if not sent or not hmac.compare_digest(sent.encode(), (cookies.get(CSRF_COOKIE) or "").encode()):
                 refusal = _json(403, "CSRF token missing or wrong: send the strana_csrf cookie's value in "
                                      "X-CSRF-Token")
-        if refusal is None and path.startswith(ADMIN):
+        if refusal is None and path.startswith(OWNER_ONLY):
+            if not principal.is_owner:
+                refusal = _json(401 if principal.kind == "anonymous" else 403, "only the owner may do this")
+        elif refusal is None and path.startswith(ADMIN):
             if principal.kind == "anonymous":
                 refusal = _json(401, "log in first")
             elif principal.kind not in ("user", "local"):
