@@ -14,23 +14,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
 
+import duckdb
 from litestar import Litestar, MediaType, get
 from litestar.di import Provide
 from litestar.logging.config import LoggingConfig
 from litestar.response import Response
 from prometheus_client import generate_latest
 
-from collector import metrics
+from collector import metrics, migrate
 from collector.admin import ROUTES as ADMIN_ROUTES
+from collector.auth import wiring as auth_wiring
 from collector.bus import BusError, parse_partitions
 from collector.bus.memory import MemoryBus
 from collector.edge import Edge
 from collector.enhancers import consumer_chain, edge_chain
 from collector.jobs import start_scheduler
+from collector.ratelimit import site_limiter, wrap_routes
 from collector.retention import RetentionPolicy
 from collector.salts import DuckDBSaltStore, SaltKeeper
 from collector.schemas import Schemas
@@ -39,6 +43,7 @@ from collector.sinks.duckdb import DuckDBSink
 from collector.sinks.lake import Lake, LakeConfig
 from collector.sinks.parquet import LakeSaltStore, ParquetSink
 from collector.sinks.spool import SpoolingSink
+from collector.site_registry import SiteRegistry
 from collector.sources.batch import BatchSource
 from collector.sources.event import EventSource
 from collector.sources.http import parse_networks, respond
@@ -95,6 +100,9 @@ class Runtime:
     salt_store: object = None
     bus: object = None
     edge: Edge | None = None
+    sites: SiteRegistry | None = None
+    state_reader: object = None  # () -> a DuckDB cursor where sites, people and keys live
+    _state: object = None
     worker: Worker | None = None
     hooks: dict = field(default_factory=dict)
     schemas: Schemas = field(default_factory=Schemas)
@@ -124,6 +132,11 @@ class Runtime:
             store, durability = lake.uri(), "lake write"
             self.sink = ParquetSink(lake, keep=self.retention.keep, list_ttl=s.sink.list_cache_seconds)
             self.salts = SaltKeeper(LakeSaltStore(lake))
+            # sites, people and keys are small mutable tables: a local DuckDB file beside the lake
+            s.data_dir.mkdir(parents=True, exist_ok=True)
+            self._state = duckdb.connect(str(s.data_dir / "state.duckdb"))
+            migrate.apply(self._state)
+            self.state_reader = self._state.cursor
         else:
             store, durability = s.data_dir / "strana.duckdb", s.ingest.durability
             self.sink = DuckDBSink(store)
@@ -131,8 +144,11 @@ class Runtime:
                 self.sink = SpoolingSink(self.sink, s.data_dir / "spool")
                 self.sink.recover()
             self.salts = SaltKeeper(DuckDBSaltStore(self.sink.reader()))
+            self.state_reader = self.sink.reader
         self.bus = MemoryBus(s.ingest.commit_rows, s.ingest.commit_interval_ms, s.ingest.max_pending_events)
-        self.edge = Edge(edge_chain(s, self.salts), self.bus)
+        self.sites = SiteRegistry(s, self.state_reader)  # sites table + file, in memory; refreshed on change
+        self.sites.reload()
+        self.edge = Edge(edge_chain(s, self.salts, self.sites), self.bus)
         self.worker = Worker(self.bus, consumer_chain(s), self.sink)
         self.worker.warm_up()
         self.replayer = Replayer(self.edge, self.hooks, self.schemas, Limits.from_settings(s), self.connect)
@@ -147,7 +163,9 @@ class Runtime:
         self.salts = SaltKeeper(self.salt_store)
         self.salts.pair(int(time.time() // 86400))  # fetch today's salt now, not on the first request
         self.bus = make_bus(s)
-        self.edge = Edge(edge_chain(s, self.salts), self.bus)
+        self.sites = SiteRegistry(s, None)  # the file's sites only: the sites table lives with a store
+        self.sites.reload()
+        self.edge = Edge(edge_chain(s, self.salts, self.sites), self.bus)
         metrics.REGISTRY.register(metrics.ChainTimes([self.edge.chain]))
         log.info("strana: ingest only, publishing to %s, settings from %s", s.bus.kind, s.source)
 
@@ -175,11 +193,15 @@ class Runtime:
                     await task
             if self.ingest_only:
                 await self.bus.close()
+                self.sites.close()
                 self.salt_store.close()
                 log.info("strana: ingest drained and closed")
                 return
             self.worker.close()
+            self.sites.close()
             self.sink.close()
+            if self._state is not None:
+                self._state.close()
         except BaseException:
             log.exception("strana: error while stopping")
             raise
@@ -282,6 +304,12 @@ def create_app(settings: Settings | None = None) -> FrontDoor:
     logging.basicConfig(level=settings.server.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     runtime = Runtime(settings)
     runtime.open()
+    # people, keys, links (collector/auth/); an ingest-only process serves no reports, so it has no gate
+    auth = None if runtime.ingest_only else auth_wiring.Auth(settings, runtime.state_reader, runtime.sites)
+    if auth is not None:
+        auth.setup_link()
+    if runtime.sites.open_mode:
+        log.info("strana: open mode: hits for any site are accepted; a site is created on its first hit")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar):
@@ -292,26 +320,29 @@ def create_app(settings: Settings | None = None) -> FrontDoor:
             await runtime.stop()
 
     web = Litestar(
-        route_handlers=[healthz, prometheus, *([] if runtime.ingest_only else [*REPORT_ROUTES, *ADMIN_ROUTES])],
+        route_handlers=[healthz, prometheus,
+                        *([] if runtime.ingest_only else [*REPORT_ROUTES, *ADMIN_ROUTES, *auth_wiring.ROUTES])],
         dependencies={
             "runtime": Provide(lambda: runtime, sync_to_thread=False),
             "connect": Provide(lambda: runtime.connect, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False),
         },
-        lifespan=[lifespan],
+        lifespan=[lifespan] + ([auth_wiring.lifespan(auth)] if auth is not None else []),
         logging_config=LoggingConfig(log_exceptions="always", configure_root_logger=False),
     )
-    limits = Limits.from_settings(settings)
+    # the site registry is the site gate (open/closed mode); per-site rate limit when configured
+    limits = dataclasses.replace(Limits.from_settings(settings), sites=runtime.sites, site_rate=site_limiter(settings))
     trusted = parse_networks(settings.server.trusted_proxies)
     ing = settings.ingest
     routes = {
         "/api/event": EventSource(runtime.edge, limits, ing.max_body_bytes, trusted, runtime.schemas),
         "/p.gif": PixelSource(runtime.edge, limits, trusted),
         "/api/v1/batch": BatchSource(runtime.edge, limits, ing.max_batch_bytes, ing.max_batch_events, trusted,
-                                     runtime.schemas),
-        **TrackerFiles(load_tracker_files()).routes(),
+                                     runtime.schemas,
+                                     authorize=auth and auth_wiring.BatchKeys(auth.directory, runtime.sites)),
     }
+    routes = {**wrap_routes(routes, settings, trusted), **TrackerFiles(load_tracker_files()).routes()}
     hooks = WebhookSource(runtime.hooks, runtime.edge, limits, ing.max_webhook_bytes, runtime.schemas)
-    app = FrontDoor(routes, web, {HOOKS_PREFIX: hooks})
+    app = FrontDoor(routes, web if auth is None else auth_wiring.AuthGate(web, auth), {HOOKS_PREFIX: hooks})
     app.runtime = runtime
     return app

@@ -1,4 +1,4 @@
-"""The `strana` command: serve, worker, status, migrate, quarantine, export."""
+"""The `strana` command: serve, worker, status, migrate, quarantine, export, sites, users, keys."""
 
 from __future__ import annotations
 
@@ -282,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--output", required=True, help="file to write")
     exp.add_argument("--data-dir", dest="data_dir")
     exp.set_defaults(func=cmd_export)
+
+    from collector.auth.cli_admin import register
+
+    register(sub)  # strana sites | users | keys (collector/auth/cli_admin.py)
     return parser
 
 

@@ -9,7 +9,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from collector.compaction import compact
-from collector.retention import expire_duckdb, expire_lake, utc_today
+from collector.retention import apply_retention, utc_today
 
 log = logging.getLogger("strana.jobs")
 
@@ -17,19 +17,6 @@ log = logging.getLogger("strana.jobs")
 def rotate_salts(salts) -> None:
     deleted = salts.rotate(int(time.time() // 86400))
     log.info("salt rotation: today's salt ready, %d old salt(s) deleted", deleted)
-
-
-def expire(runtime) -> None:
-    lake = getattr(runtime.sink, "lake", None)
-    if lake is not None:
-        expire_lake(lake, runtime.retention)
-        runtime.sink.lake_reader.invalidate()
-        return
-    con = runtime.sink.reader()
-    try:
-        expire_duckdb(con, runtime.retention)
-    finally:
-        con.close()
 
 
 def compact_lake(runtime) -> None:
@@ -41,8 +28,9 @@ def job_table(runtime) -> list[tuple[str, object, callable, tuple]]:
     jobs = [
         # a new random salt each UTC day; the one before yesterday's is deleted for good
         ("rotate_salts", CronTrigger(hour=0, minute=0, second=1, timezone="UTC"), rotate_salts, (runtime.salts,)),
-        # events past their site's retention_days: lake partitions or DuckDB rows deleted (idempotent)
-        ("retention", CronTrigger(hour=0, minute=20, timezone="UTC"), expire, (runtime,)),
+        # events past their site's retention_days (sites table, then [sites], then [sink]): lake partitions or
+        # DuckDB rows deleted; idempotent
+        ("retention", CronTrigger(hour=0, minute=20, timezone="UTC"), apply_retention, (runtime,)),
     ]
     if hasattr(runtime.sink, "lake"):
         # finished days: small files merged into one; inputs deleted a grace period later (resumable)

@@ -69,16 +69,20 @@ def expire_lake(lake: Lake, policy: RetentionPolicy, today: dt.date | None = Non
     return gone
 
 
-def expire_duckdb(con, policy: RetentionPolicy, today: dt.date | None = None) -> int:
-    """DELETE rows past their site's retention from the DuckDB store; returns the events deleted."""
+def expire_duckdb(con, policy: RetentionPolicy, today: dt.date | None = None, where_site: str | None = None) -> int:
+    """DELETE rows past their site's retention from the DuckDB store; returns the events deleted.
+    With `where_site`, only that site, by the policy's default."""
     today = today or utc_today()
     deleted = 0
-    rules = [([site], "site = ?", policy.cutoff(site, today)) for site in policy.per_site]
-    if policy.per_site:
-        others = "site NOT IN (" + ", ".join("?" for _ in policy.per_site) + ")"
-        rules.append((list(policy.per_site), others, policy.cutoff("\0default", today)))
+    if where_site is not None:
+        rules = [([where_site], "site = ?", policy.cutoff("\0default", today))]
     else:
-        rules.append(([], "true", policy.cutoff("\0default", today)))
+        rules = [([site], "site = ?", policy.cutoff(site, today)) for site in policy.per_site]
+        if policy.per_site:
+            others = "site NOT IN (" + ", ".join("?" for _ in policy.per_site) + ")"
+            rules.append((list(policy.per_site), others, policy.cutoff("\0default", today)))
+        else:
+            rules.append(([], "true", policy.cutoff("\0default", today)))
     for params, where, cutoff in rules:
         if cutoff is None:
             continue
@@ -89,3 +93,37 @@ def expire_duckdb(con, policy: RetentionPolicy, today: dt.date | None = None) ->
     if deleted:
         log.info("retention: %d event(s) deleted from DuckDB", deleted)
     return deleted
+
+
+def effective_policy(runtime) -> RetentionPolicy:
+    """The settings' policy, with each site's `retention_days` from the sites table (which wins)."""
+    base = getattr(runtime, "retention", None) or RetentionPolicy()
+    per_site = dict(base.per_site)
+    sites = getattr(runtime, "sites", None)
+    for domain, view in list(sites.views.items()) if sites is not None else ():
+        days = view.config.get("retention_days")
+        if days is not None:
+            per_site[domain] = int(days)
+    return RetentionPolicy(base.default_days, per_site)
+
+
+def apply_retention(runtime, today: dt.date | None = None) -> dict[str, int]:
+    """The nightly job: expire by the effective policy on whichever sink runs; returns {site: events deleted}
+    for DuckDB (partitions are counted, not rows, in the lake: {"*": partitions})."""
+    policy = effective_policy(runtime)
+    lake = getattr(runtime.sink, "lake", None)
+    if lake is not None:
+        gone = expire_lake(lake, policy, today)
+        runtime.sink.lake_reader.invalidate()
+        return {"*": gone} if gone else {}
+    con = runtime.sink.reader()
+    try:
+        deleted = {}
+        sites = {row[0] for row in con.execute("SELECT DISTINCT site FROM events").fetchall()}
+        for site in sorted(sites):
+            n = expire_duckdb(con, RetentionPolicy(policy.days(site), {}), today, where_site=site)
+            if n:
+                deleted[site] = n
+        return deleted
+    finally:
+        con.close()

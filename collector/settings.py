@@ -41,6 +41,16 @@ SETTINGS: list[tuple[str, str, Any, str]] = [
     ("ingest", "max_pending_events", 50000, "events waiting for a commit before ingest answers 503"),
     ("ingest", "durability", "spool", "what a 2xx waits for: spool (fsynced local log, loaded into DuckDB in the "
      "background, replayed after a crash) or commit (the DuckDB commit itself)"),
+    ("ingest", "open_mode", False, "accept hits for any site (an unknown one is created on its first hit) even once "
+     "sites are configured; while none is configured Strana is in open mode anyway"),
+    ("ingest", "rate_limit_per_ip", 0.0, "events per second per client address, 0: no limit (429 + Retry-After)"),
+    ("ingest", "rate_limit_per_site", 0.0, "events per second per site, 0: no limit (429 + Retry-After)"),
+    ("ingest", "rate_limit_burst", 2.0, "rate-limit bucket size, in seconds' worth of the rate"),
+    ("auth", "required", "auto", "who may read stats: auto (a key or login once an owner exists, or when listening "
+     "on a non-loopback address, or for proxied requests), true, or false (anyone: local use only)"),
+    ("auth", "public_url", "", "the dashboard's public base URL, for the setup link (default: http://host:port)"),
+    ("auth", "session_hours", 336, "how long a login lasts"),
+    ("auth", "login_attempts", 10, "failed logins allowed per 15 minutes, per address and per account"),
     ("privacy", "dnt_policy", "anonymous", "DNT / Sec-GPC: ignore, anonymous (counted, no visitor id) or drop"),
     ("geoip", "database", "", "path to a MaxMind-format City .mmdb; empty: the bundled GeoLite2 file if installed"),
     ("admin", "token", "", "bearer token for the admin API (/api/v1/quarantine); empty: the admin API is off"),
@@ -162,6 +172,8 @@ def _coerce(section: str, key: str, default: Any, value: Any, origin: str) -> An
         raise SettingsError(f"{where} must be a table, got {value!r}")
     if isinstance(value, dict):
         return value
+    if isinstance(value, bool):  # `required = true` in TOML for a setting that also takes words
+        return "true" if value else "false"
     return str(value)
 
 
@@ -214,6 +226,7 @@ def _validate(values: dict[str, dict[str, Any]]) -> None:
         ("bus", "kind"): ("memory", "kafka", "nats"),
         ("ingest", "durability"): ("spool", "commit"),
         ("sink", "kind"): ("duckdb", "parquet"),
+        ("auth", "required"): ("auto", "true", "false"),
     }
     for (section, key), allowed in choices.items():
         if values[section][key] not in allowed:

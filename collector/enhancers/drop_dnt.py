@@ -2,7 +2,7 @@
 
 `ignore`: count the hit as usual. `anonymous` (default): count it, but
 `put_visitor_id` gives it no visitor id and so no session. `drop`: do not
-count it at all (reason `dnt`).
+count it at all (reason `dnt`). A site may set its own policy.
 """
 
 from __future__ import annotations
@@ -10,11 +10,21 @@ from __future__ import annotations
 from collector.events import Hit
 
 
+def policy_for(hit: Hit, default: str, sites) -> str:
+    """The site's own `dnt_policy` when it has one (site registry), else the server-wide one."""
+    if sites is not None:
+        view = sites.get(hit.site)
+        if view is not None and view.dnt_policy:
+            return view.dnt_policy
+    return default
+
+
 class DropDnt:
-    def __init__(self, policy: str = "anonymous"):
+    def __init__(self, policy: str = "anonymous", sites=None):
         self.policy = policy
+        self.sites = sites
 
     def __call__(self, hit: Hit) -> str | None:
-        if hit.privacy_signal and self.policy == "drop":
+        if hit.privacy_signal and policy_for(hit, self.policy, self.sites) == "drop":
             return "dnt"
         return None

@@ -20,11 +20,12 @@ MAX_VALUE = 300
 
 
 class PutCampaign:
-    def __init__(self, query_allow: list[str] | tuple[str, ...] = ()):
+    def __init__(self, query_allow: list[str] | tuple[str, ...] = (), sites=None):
         self.allow = tuple(query_allow)
+        self.sites = sites  # the site registry: a site's own query_allow replaces the server-wide one
         self.campaign = lru_cache(maxsize=16384)(self._campaign)
 
-    def _campaign(self, query: str) -> tuple[tuple[str | None, ...], str | None, str | None]:
+    def _campaign(self, query: str, allow: tuple[str, ...]) -> tuple[tuple[str | None, ...], str | None, str | None]:
         """(utm values in UTM_KEYS order, click id name, kept query string)."""
         params: dict[str, str] = {}
         for key, value in parse_qsl(query, keep_blank_values=True):
@@ -33,12 +34,17 @@ class PutCampaign:
         if utm[0] is None:
             utm[0] = (params.get("source") or params.get("ref") or "").strip()[:MAX_VALUE] or None
         click_id = next((key for key in CLICK_IDS if key in params), None)
-        kept = [(k, params[k]) for k in self.allow if k in params]
+        kept = [(k, params[k]) for k in allow if k in params]
         return tuple(utm), click_id, (urlencode(kept)[: MAX_VALUE * 2] if kept else None)
 
     def __call__(self, hit: Hit) -> str | None:
         if not hit.params:
             return None
-        utm, hit.click_id, hit.query = self.campaign(hit.params)
+        allow = self.allow
+        if self.sites is not None:
+            view = self.sites.get(hit.site)
+            if view is not None and view.query_allow is not None:
+                allow = view.query_allow
+        utm, hit.click_id, hit.query = self.campaign(hit.params, allow)
         hit.utm_source, hit.utm_medium, hit.utm_campaign, hit.utm_term, hit.utm_content = utm
         return None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from hashlib import blake2b
 
+from collector.enhancers.drop_dnt import policy_for
 from collector.events import Hit
 
 
@@ -23,13 +24,14 @@ def _hash(salt: bytes, material: bytes) -> int:
 
 
 class PutVisitorId:
-    def __init__(self, salts, dnt_policy: str = "anonymous", clock=time.time):
+    def __init__(self, salts, dnt_policy: str = "anonymous", clock=time.time, sites=None):
         self.salts = salts  # anything with .pair(day) -> (today's salt, yesterday's salt | None)
         self.dnt_policy = dnt_policy
         self.clock = clock
+        self.sites = sites  # the site registry, for a site's own dnt_policy
 
     def __call__(self, hit: Hit) -> str | None:
-        if hit.privacy_signal and self.dnt_policy == "anonymous":
+        if hit.privacy_signal and policy_for(hit, self.dnt_policy, self.sites) == "anonymous":
             hit.visitor_id = None
             return None
         if hit.visitor_key is not None:

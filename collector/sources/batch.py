@@ -28,9 +28,10 @@ OK = metrics.requests_total.labels(ROUTE, 202)  # bound once: labels() costs a l
 
 
 class BatchSource:
-    def __init__(self, edge, limits, max_body: int, max_events: int, trusted: list, schemas=None):
+    def __init__(self, edge, limits, max_body: int, max_events: int, trusted: list, schemas=None, authorize=None):
         self.edge = edge
         self.schemas = schemas
+        self.authorize = authorize  # (request, hits) -> None or raises BadRequest: sites that require a write key
         self.limits = limits
         self.max_body = max_body
         self.max_events = max_events
@@ -74,13 +75,15 @@ class BatchSource:
         try:
             body = await request.decoded_body(self.max_body)
             hits, owners, items = self._parse(body, time.time_ns() // 1000)
+            if self.authorize is not None:
+                self.authorize(request, hits)
         except BadRequest as exc:
             metrics.rejected_total.labels(ROUTE, exc.reason).inc()
             metrics.requests_total.labels(ROUTE, exc.status).inc()
             out = msgspec.json.decode(exc.body())
             if getattr(exc, "details", None):
                 out["errors"] = exc.details
-            return await respond(send, exc.status, msgspec.json.encode(out), CORS)
+            return await respond(send, exc.status, msgspec.json.encode(out), CORS + getattr(exc, "headers", []))
         sender_ip = client_address(request, self.trusted)
         for hit in hits:
             if hit.ip is None and hit.user_agent is None and hit.visitor_key is None:

@@ -51,6 +51,8 @@ class PixelSource:
         except BadRequest as exc:
             metrics.rejected_total.labels(ROUTE, exc.reason).inc()
             hits, ignored = [], f"{exc.reason}: {exc}".encode("ascii", "replace")[:200]
+            if exc.status == 429:  # rate limited: still the GIF, but say so (with Retry-After)
+                status, ignored = 429, b"rate_limited"
         if hits:
             ip = client_address(request, self.trusted)
             ua = request.header(b"user-agent")
@@ -64,6 +66,8 @@ class PixelSource:
             except (BusUnavailable, StoreFailed):
                 status, ignored = 503, b"unavailable"
         headers = list(NO_CACHE)
+        if status == 429:
+            headers.append((b"retry-after", b"1"))
         if ignored:
             headers.append((b"x-strana-ignored", ignored))
         metrics.requests_total.labels(ROUTE, status).inc()

@@ -38,7 +38,8 @@ class Limits:
     max_value: int = 2000
     max_past_us: int = 7 * 86400 * 1_000_000
     max_future_us: int = 300 * 1_000_000
-    sites: frozenset[str] | None = None
+    sites: frozenset[str] | None = None  # or the site registry (collector/site_registry.py): anything with `in`
+    site_rate: object = None  # per-site rate limit (collector/ratelimit.py): called with the domains, may raise 429
 
     @classmethod
     def from_settings(cls, settings) -> Limits:
@@ -173,9 +174,11 @@ def parse_domains(raw, field: str, host: str, limits: Limits) -> list[str]:
     if limits.sites is not None:
         known = [d for d in domains if d in limits.sites]
         if not known:
-            raise BadRequest(400, f"unknown site {', '.join(domains)!r}: not in [ingest] sites", field,
-                             reason="unknown_site")
+            raise BadRequest(400, f"unknown site {', '.join(domains)!r}: not configured (strana sites add, "
+                             "or [ingest] sites / open_mode)", field, reason="unknown_site")
         domains = known
+    if limits.site_rate is not None:
+        limits.site_rate(domains)
     return list(dict.fromkeys(domains))
 
 

@@ -1,0 +1,31 @@
+"""Password hashing with argon2id (argon2-cffi's defaults), and a dummy check so unknown accounts take as long."""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+_HASHER = PasswordHasher()
+_DUMMY = _HASHER.hash("strana-dummy-password")
+MIN_LENGTH = 10
+
+
+def hash_password(password: str) -> str:
+    return _HASHER.hash(password)
+
+
+def verify(stored: str | None, password: str) -> bool:
+    """True when `password` matches; with no stored hash, burn the same time and say no."""
+    try:
+        return _HASHER.verify(stored or _DUMMY, password) and stored is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def check_new(password) -> str | None:
+    """What is wrong with a new password, or None."""
+    if not isinstance(password, str) or len(password) < MIN_LENGTH:
+        return f"must be at least {MIN_LENGTH} characters"
+    if len(password) > 1024:
+        return "must be at most 1024 characters"
+    return None

@@ -1,0 +1,21 @@
+"""Drop hits on pages the site excludes by glob pattern (reason `excluded_path`).
+
+For admin areas, previews and staging paths an owner does not want counted.
+`*` matches within a path segment, `**` across segments; all of a site's
+patterns are one compiled regex, so the cost does not grow per pattern.
+"""
+
+from __future__ import annotations
+
+from collector.events import Hit
+
+
+class DropExcludedPath:
+    def __init__(self, registry):
+        self.registry = registry
+
+    def __call__(self, hit: Hit) -> str | None:
+        site = self.registry.get(hit.site)
+        if site is not None and site.excluded_path is not None and site.excluded_path.match(hit.pathname or "/"):
+            return "excluded_path"
+        return None
