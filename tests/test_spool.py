@@ -36,6 +36,7 @@ def test_replays_what_was_spooled_but_not_loaded(tmp_path):
         spool._cond.notify_all()
     spool._loader.join()
     spool._pending.clear()
+    spool._pending_count = 0
     spool.write(batch(5, 10), {})
     spool.write(batch(7, 15), {})
     spool.inner.close()  # the process dies; the spool file stays
