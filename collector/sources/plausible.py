@@ -13,10 +13,11 @@ than allowed is an error rather than a silent cut.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import math
 import os
 import random
+import re
+import socket
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
@@ -123,6 +124,15 @@ def parse_revenue(raw, field: str) -> tuple[float, str] | None:
     return float(amount), currency.upper()
 
 
+def normal_ip(text: str) -> str:
+    """The address in its canonical text form; ValueError if it is none. inet_pton is ~10x ipaddress here."""
+    family = socket.AF_INET6 if ":" in text else socket.AF_INET
+    try:
+        return socket.inet_ntop(family, socket.inet_pton(family, text))
+    except OSError:
+        raise ValueError(text) from None
+
+
 @lru_cache(maxsize=16384)
 def _check_url(url: str) -> tuple[str | None, str | None]:
     """(host, None) for a usable page URL, (None, what is wrong) otherwise. Cached: pages repeat."""
@@ -154,24 +164,35 @@ def parse_url(raw, field: str, limits: Limits) -> tuple[str, str]:
     return url, host
 
 
+_BAD_DOMAIN = re.compile(r"[\s/?#\x00]")
+
+
+@lru_cache(maxsize=4096)
+def _split_domains(raw: str) -> tuple[str, ...] | str:
+    """The domains in `d` (lower-case, no www.), or what is wrong with it. Cached: sites send the same `d`."""
+    domains = []
+    for part in raw.split(","):
+        part = part.strip().lower()
+        if part.startswith("www."):
+            part = part[4:]
+        if part:
+            domains.append(part)
+    if not domains:
+        return "can't be blank"
+    if any(len(d) > 253 or _BAD_DOMAIN.search(d) for d in domains):
+        return "must be a site domain like example.com"
+    return tuple(dict.fromkeys(domains))
+
+
 def parse_domains(raw, field: str, host: str, limits: Limits) -> list[str]:
     if raw is None:
-        host = host.lower()
-        domains = [host[4:] if host.startswith("www.") else host]
-    else:
-        if not isinstance(raw, str):
-            raise BadRequest(422, "must be a string", field)
-        domains = []
-        for part in raw.split(","):
-            part = part.strip().lower()
-            if part.startswith("www."):
-                part = part[4:]
-            if part:
-                domains.append(part)
-    if not domains or not all(domains):
-        raise BadRequest(422, "can't be blank", field)
-    if any(len(d) > 253 or any(c.isspace() or c in "/?#\x00" for c in d) for d in domains):
-        raise BadRequest(422, "must be a site domain like example.com", field)
+        raw = host
+    elif not isinstance(raw, str):
+        raise BadRequest(422, "must be a string", field)
+    split = _split_domains(raw)
+    if isinstance(split, str):
+        raise BadRequest(422, split, field)
+    domains = list(split)
     if limits.sites is not None:
         known = [d for d in domains if d in limits.sites]
         if not known:
@@ -180,7 +201,7 @@ def parse_domains(raw, field: str, host: str, limits: Limits) -> list[str]:
         domains = known
     if limits.site_rate is not None:
         limits.site_rate(domains)
-    return list(dict.fromkeys(domains))
+    return domains
 
 
 def parse_timestamp(raw, field: str, now_us: int, limits: Limits) -> int:
@@ -295,7 +316,7 @@ def hits_from_payload(obj, limits: Limits, *, now_us: int, via: str, server_fiel
         ip = obj.get("ip")
         if ip is not None:
             try:
-                hit.ip = str(ipaddress.ip_address(ip)) if isinstance(ip, str) else None
+                hit.ip = normal_ip(ip) if isinstance(ip, str) else None
             except ValueError:
                 hit.ip = None
             if hit.ip is None:
