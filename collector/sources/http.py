@@ -62,12 +62,12 @@ class Request:
 
     def query(self) -> dict[str, str]:
         raw = self.scope.get("query_string", b"")
-        try:
-            text = raw.decode("utf-8")
+        try:  # strict also for what is percent-encoded: %ff must not become U+FFFD in a site or a URL
+            pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
         except UnicodeDecodeError:
             raise BadRequest(400, "query string is not valid UTF-8") from None
         out: dict[str, str] = {}
-        for k, v in parse_qsl(text, keep_blank_values=True):
+        for k, v in pairs:
             out.setdefault(k, v)
         return out
 
