@@ -40,6 +40,39 @@ def _check_bus(settings, role: str) -> bool:
     return True
 
 
+DAMAGED = ("strana: cannot start: the store {path} is damaged or unreadable:\n  {exc}\n"
+           "Stop here rather than lose data. Restore the file (and its .wal, if any) from a backup, or move both "
+           "away to start with an empty store (events still in {spool} are replayed into it). "
+           "`duckdb {path}` shows what DuckDB itself says.")
+
+
+def _check_store(path: Path) -> bool:
+    """Open the DuckDB file once before serving (replaying and checkpointing its WAL): a damaged file is one
+    clear message and exit code 1 here, not a traceback in Granian's worker."""
+    if not path.exists():
+        return True
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(path))
+        try:
+            con.execute("SELECT count(*) FROM duckdb_tables()").fetchone()
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+    except duckdb.IOException as exc:
+        if "could not set lock" in str(exc).lower():  # another process holds it: not damage
+            print(f"strana: cannot start: {path} is held by another process (is `strana serve` already running "
+                  f"on it?): {exc}", file=sys.stderr, flush=True)
+            return False
+        print(DAMAGED.format(path=path, exc=exc, spool=path.parent / "spool"), file=sys.stderr, flush=True)
+        return False
+    except duckdb.Error as exc:
+        print(DAMAGED.format(path=path, exc=exc, spool=path.parent / "spool"), file=sys.stderr, flush=True)
+        return False
+    return True
+
+
 def cmd_serve(args) -> int:
     settings = load()
     if not _check_bus(settings, settings.server.role):
@@ -55,6 +88,8 @@ def cmd_serve(args) -> int:
         except LakeError as exc:
             print(f"strana: cannot start: {exc}", file=sys.stderr, flush=True)
             return 1
+    elif settings.server.role == "all" and not _check_store(data_dir / "strana.duckdb"):
+        return 1
     from granian import Granian
     from granian.constants import Interfaces, Loops
     from granian.http import HTTP1Settings
