@@ -120,7 +120,7 @@ async def ramp(url: str, step_seconds: float) -> float:
     side = asyncio.create_task(reader(url, stop, {"reads": 0, "read_errors": 0, "read_seconds": []}))
     limits = httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT)
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits, headers={"user-agent": UA}) as client:
-        warm = Load(client, RAMP_SEQS - 10**9)  # connections, caches, first visitors: not measured
+        warm = Load(client, RAMP_SEQS + 5 * 10**11)  # connections, caches, first visitors: not measured
         await warm.run(100, 3, mixed=True)
         await warm.drain()
         while rate <= 12_800:
