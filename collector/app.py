@@ -53,6 +53,7 @@ from collector.sources.replay import Replayer
 from collector.sources.webhooks import PREFIX as HOOKS_PREFIX
 from collector.sources.webhooks import WebhookSource
 from collector.static_js import TrackerFiles, load_tracker_files
+from collector.web_request import JsonSafeRequest
 from collector.webhooks import load_hooks
 from collector.worker import Worker
 from reports.api import ROUTES as REPORT_ROUTES
@@ -273,7 +274,8 @@ def prometheus(runtime: Runtime) -> Response:
 class FrontDoor:
     """Routes the ingest paths (exact, or by prefix) straight to their sources; everything else to Litestar."""
 
-    def __init__(self, routes: dict, fallback, prefixes: dict | None = None):
+    def __init__(self, routes: dict, fallback, prefixes: dict | None = None, read_timeout: float | None = None):
+        self.read_timeout = read_timeout  # seconds an ingest body may take to arrive (Request.body reads it)
         self.routes = routes
         self.fallback = fallback
         self.prefixes = list((prefixes or {}).items())
@@ -289,8 +291,8 @@ class FrontDoor:
                     return await self._guarded(route, scope, receive, send)
         return await self.fallback(scope, receive, send)
 
-    @staticmethod
-    async def _guarded(route, scope, receive, send):
+    async def _guarded(self, route, scope, receive, send):
+        scope["strana.read_timeout"] = self.read_timeout
         try:
             return await route(scope, receive, send)
         except Exception:  # a bug: say so in the log, answer 500 if nothing was sent yet
@@ -328,7 +330,10 @@ def create_app(settings: Settings | None = None) -> FrontDoor:
             "settings": Provide(lambda: settings, sync_to_thread=False),
         },
         lifespan=[lifespan] + ([auth_wiring.lifespan(auth)] if auth is not None else []),
-        logging_config=LoggingConfig(log_exceptions="always", configure_root_logger=False),
+        request_class=JsonSafeRequest,  # a body that is not JSON is a 400, also when deep or not UTF-8
+        # a traceback is for a bug (5xx); a client's 4xx is counted and answered, not logged
+        logging_config=LoggingConfig(log_exceptions="always", configure_root_logger=False,
+                                     disable_stack_trace=set(range(400, 500))),
     )
     # the site registry is the site gate (open/closed mode); per-site rate limit when configured
     limits = dataclasses.replace(Limits.from_settings(settings), sites=runtime.sites, site_rate=site_limiter(settings))
@@ -343,6 +348,7 @@ def create_app(settings: Settings | None = None) -> FrontDoor:
     }
     routes = {**wrap_routes(routes, settings, trusted), **TrackerFiles(load_tracker_files()).routes()}
     hooks = WebhookSource(runtime.hooks, runtime.edge, limits, ing.max_webhook_bytes, runtime.schemas)
-    app = FrontDoor(routes, web if auth is None else auth_wiring.AuthGate(web, auth), {HOOKS_PREFIX: hooks})
+    app = FrontDoor(routes, web if auth is None else auth_wiring.AuthGate(web, auth), {HOOKS_PREFIX: hooks},
+                    read_timeout=float(settings.server.read_timeout_seconds))
     app.runtime = runtime
     return app

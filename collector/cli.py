@@ -40,6 +40,39 @@ def _check_bus(settings, role: str) -> bool:
     return True
 
 
+DAMAGED = ("strana: cannot start: the store {path} is damaged or unreadable:\n  {exc}\n"
+           "Stop here rather than lose data. Restore the file (and its .wal, if any) from a backup, or move both "
+           "away to start with an empty store (events still in {spool} are replayed into it). "
+           "`duckdb {path}` shows what DuckDB itself says.")
+
+
+def _check_store(path: Path) -> bool:
+    """Open the DuckDB file once before serving (replaying and checkpointing its WAL): a damaged file is one
+    clear message and exit code 1 here, not a traceback in Granian's worker."""
+    if not path.exists():
+        return True
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(path))
+        try:
+            con.execute("SELECT count(*) FROM duckdb_tables()").fetchone()
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+    except duckdb.IOException as exc:
+        if "could not set lock" in str(exc).lower():  # another process holds it: not damage
+            print(f"strana: cannot start: {path} is held by another process (is `strana serve` already running "
+                  f"on it?): {exc}", file=sys.stderr, flush=True)
+            return False
+        print(DAMAGED.format(path=path, exc=exc, spool=path.parent / "spool"), file=sys.stderr, flush=True)
+        return False
+    except duckdb.Error as exc:
+        print(DAMAGED.format(path=path, exc=exc, spool=path.parent / "spool"), file=sys.stderr, flush=True)
+        return False
+    return True
+
+
 def cmd_serve(args) -> int:
     settings = load()
     if not _check_bus(settings, settings.server.role):
@@ -55,8 +88,11 @@ def cmd_serve(args) -> int:
         except LakeError as exc:
             print(f"strana: cannot start: {exc}", file=sys.stderr, flush=True)
             return 1
+    elif settings.server.role == "all" and not _check_store(data_dir / "strana.duckdb"):
+        return 1
     from granian import Granian
     from granian.constants import Interfaces, Loops
+    from granian.http import HTTP1Settings
 
     print(f"strana: serving on http://{settings.server.host}:{settings.server.port} (data in {data_dir})",
           file=sys.stderr, flush=True)
@@ -64,6 +100,8 @@ def cmd_serve(args) -> int:
         "collector.app:create_app", factory=True, address=settings.server.host, port=settings.server.port,
         interface=Interfaces.ASGI, loop=Loops.uvloop, workers=1, log_access=False,
         workers_kill_timeout=60,
+        # headers that trickle in slower than this are cut off (slow-loris); bodies: collector/sources/http.py
+        http1_settings=HTTP1Settings(header_read_timeout=int(float(settings.server.read_timeout_seconds) * 1000)),
     ).serve()
     return 0
 

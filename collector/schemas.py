@@ -66,7 +66,7 @@ class Schemas:
         if isinstance(props, str):
             try:
                 props = json.loads(props)
-            except ValueError:
+            except (ValueError, RecursionError):
                 return "props: is not JSON"
         try:
             validate({} if props is None else props)

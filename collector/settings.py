@@ -22,6 +22,8 @@ SETTINGS: list[tuple[str, str, Any, str]] = [
     ("server", "role", "all", "all (embedded: ingest + store + dashboard) or ingest (publish to the bus only)"),
     ("server", "trusted_proxies", [], "addresses/CIDRs whose X-Forwarded-For / Forwarded headers are believed"),
     ("server", "log_level", "info", "debug, info, warning, error"),
+    ("server", "read_timeout_seconds", 10, "a client must send its request headers, and an ingest body, within "
+     "this many seconds; a slower one (slow-loris) is cut off"),
     ("ingest", "max_body_bytes", 65536, "largest body accepted by /api/event"),
     ("ingest", "max_batch_bytes", 1048576, "largest (decompressed) body accepted by /api/v1/batch"),
     ("ingest", "max_webhook_bytes", 1048576, "largest body accepted by /hooks/<name>"),

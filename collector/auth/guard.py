@@ -135,7 +135,7 @@ class AuthGate:
                 return _json(413, f"body is larger than {MAX_BODY} bytes"), receive
             try:
                 data = msgspec.json.decode(body) if body.strip() else None
-            except (msgspec.DecodeError, UnicodeDecodeError):
+            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
                 data = None
             if isinstance(data, dict):
                 named += [data[k] for k in ("site_id", "site") if k in data]

@@ -89,6 +89,10 @@ class DuckDBSink:
             [minutes],
         ).fetchall()
 
+    def checkpoint(self) -> None:
+        """Move the WAL into the database file: what was committed no longer depends on the WAL."""
+        self.con.execute("CHECKPOINT")
+
     def close(self) -> None:
         try:
             self.con.execute("CHECKPOINT")

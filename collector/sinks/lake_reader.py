@@ -23,12 +23,19 @@ opens a deleted file.
 
 The listing is cached and rebuilt when the sink in this process wrote
 (`invalidate()`), or after `ttl` seconds for writers in other processes.
+
+A data file whose Parquet footer cannot be read (truncated by a copy, damaged
+on disk, not Parquet at all) is left out of every report with a warning that
+names it, once per process: one bad file must not make every report a 500.
+Each file is checked once, when it first shows up in a listing (files are
+immutable, so the answer holds).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -37,11 +44,13 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from collector.events import SCHEMA
 from collector.sinks.lake import DROPS_SCHEMA, KINDS, Lake, parse_partition, partition_dir
 
 TS = pa.timestamp("us", tz="UTC")
+log = logging.getLogger("strana.lake")
 
 
 class Partition:
@@ -108,11 +117,13 @@ def scan(lake: Lake, manifest_cache: dict | None = None) -> dict[tuple[str, str,
     return parts
 
 
-def build_dataset(lake: Lake, kind: str, partitions: list[Partition]) -> ds.Dataset:
+def build_dataset(lake: Lake, kind: str, partitions: list[Partition], readable=lambda rel: True) -> ds.Dataset:
     schema = SCHEMA if kind == "events" else DROPS_SCHEMA
     paths, exprs = [], []
     for part in partitions:
         for rel in part.live():
+            if not readable(rel):
+                continue
             paths.append(lake.full(rel))
             exprs.append(part.expression())
     return ds.FileSystemDataset.from_paths(paths, schema=schema, format=ds.ParquetFileFormat(),
@@ -129,6 +140,23 @@ class LakeReader:
         self._version = 0
         self._built: tuple[int, float, dict[str, ds.Dataset]] | None = None
         self._manifests: dict[str, dict] = {}
+        self._readable: dict[str, bool] = {}  # data file -> its footer reads (checked once; files are immutable)
+
+    def readable(self, rel: str) -> bool:
+        ok = self._readable.get(rel)
+        if ok is None:
+            try:
+                with self.lake.fs.open_input_file(self.lake.full(rel)) as f:
+                    pq.ParquetFile(f).metadata  # noqa: B018 -- reads and checks the footer
+                ok = True
+            except FileNotFoundError:  # compaction or retention removed it meanwhile: not a damaged file
+                return False
+            except (OSError, pa.ArrowException) as exc:
+                ok = False
+                log.warning("lake: leaving out %s from reports: it is not a readable Parquet file (%s). Restore it "
+                            "from a backup, or delete it if its events are lost anyway", rel, exc)
+            self._readable[rel] = ok
+        return ok
 
     def invalidate(self) -> None:
         """Something was written: the next connection lists the lake again."""
@@ -140,7 +168,8 @@ class LakeReader:
             if built is None or built[0] != self._version or time.monotonic() - built[1] > self.ttl:
                 version = self._version
                 parts = [p for p in scan(self.lake, self._manifests).values() if self.keep(p.site, p.day)]
-                sets = {kind: build_dataset(self.lake, kind, [p for p in parts if p.kind == kind]) for kind in KINDS}
+                sets = {kind: build_dataset(self.lake, kind, [p for p in parts if p.kind == kind], self.readable)
+                        for kind in KINDS}
                 self._built = built = (version, time.monotonic(), sets)
             return built[2]
 

@@ -12,7 +12,11 @@ nothing is stored twice. A torn record at the tail (the crash hit mid-write)
 was never acknowledged, so it is cut off.
 
 Files: `spool/<segment>.log`, a new segment when one passes `segment_bytes`
-and is fully loaded; loaded segments are deleted.
+and is fully loaded; loaded segments are deleted only after a CHECKPOINT of
+the inner sink, so rows that are still only in DuckDB's WAL keep their spool
+copy: a torn or truncated WAL (which DuckDB opens without a word, minus the
+tail) rolls the spool position back with the rows, and the next start replays
+them from the segment that is still there.
 """
 
 from __future__ import annotations
@@ -145,8 +149,7 @@ class SpoolingSink:
                 log.warning("spool %s: cut a torn record at byte %d (it was never acknowledged)", path.name, end)
                 os.truncate(path, end)
         self._segment = (segments[-1] + 1) if segments else max(done_seg + 1, 0)
-        for seg in segments:  # all loaded now
-            self._path(seg).unlink(missing_ok=True)
+        self._drop_loaded(segments)  # all loaded now
         self._open_segment(self._segment)
         self._loader = threading.Thread(target=self._load_loop, name="strana-spool-loader", daemon=True)
         self._loader.start()
@@ -164,6 +167,19 @@ class SpoolingSink:
             os.fsync(dir_fd)  # the new file's name is durable too
         finally:
             os.close(dir_fd)
+
+    def _drop_loaded(self, segments: list[int]) -> None:
+        """Delete loaded segments once their rows are in the database file, not only in DuckDB's WAL."""
+        if not segments:
+            return
+        try:
+            if hasattr(self.inner, "checkpoint"):
+                self.inner.checkpoint()
+        except Exception as exc:  # busy: keep the segments (harmless, below the stored position); next time
+            log.warning("spool: checkpoint failed (%s); keeping %d loaded segment(s) for now", exc, len(segments))
+            return
+        for seg in segments:
+            self._path(seg).unlink(missing_ok=True)
 
     def _store(self, record: Record, position) -> None:
         self.inner.write(record.events, record.drops, position, record.quarantine, record.replayed)
@@ -209,7 +225,7 @@ class SpoolingSink:
                 log.warning("spool: could not start a new segment (%s); staying on %s", exc, self._path(old).name)
                 return
             self._offset = 0
-            self._path(old).unlink(missing_ok=True)
+            self._drop_loaded([seg for seg in self._segments() if seg <= old])
 
     def _load_loop(self) -> None:
         while True:
@@ -291,7 +307,8 @@ class SpoolingSink:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        if self._error is None and not self._pending:
+        done = self._error is None and not self._pending
+        self.inner.close()  # checkpoints: only then are the loaded segments no longer needed
+        if done:
             for seg in self._segments():
                 self._path(seg).unlink(missing_ok=True)
-        self.inner.close()

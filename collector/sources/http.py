@@ -7,6 +7,7 @@ everything else goes through Litestar.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import ipaddress
 import zlib
@@ -61,16 +62,26 @@ class Request:
 
     def query(self) -> dict[str, str]:
         raw = self.scope.get("query_string", b"")
-        try:
-            text = raw.decode("utf-8")
+        try:  # strict also for what is percent-encoded: %ff must not become U+FFFD in a site or a URL
+            pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
         except UnicodeDecodeError:
             raise BadRequest(400, "query string is not valid UTF-8") from None
         out: dict[str, str] = {}
-        for k, v in parse_qsl(text, keep_blank_values=True):
+        for k, v in pairs:
             out.setdefault(k, v)
         return out
 
     async def body(self, limit: int) -> bytes:
+        """The whole body, at most `limit` bytes, arriving within the read timeout that the front door put in
+        the scope (a client that trickles its body in a byte at a time must not hold a connection for ever)."""
+        timeout = self.scope.get("strana.read_timeout")
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._body(limit)
+        except TimeoutError:
+            raise BadRequest(408, f"the body did not arrive within {timeout:g} seconds", reason="slow") from None
+
+    async def _body(self, limit: int) -> bytes:
         declared = self.header(b"content-length")
         if declared is not None:
             try:
@@ -113,11 +124,14 @@ class Request:
 
 
 def decode_json(body: bytes, hint: str):
-    """The body as JSON, or a 400 that says what to send (`hint`). Invalid UTF-8 is bad JSON too."""
+    """The body as JSON, or a 400 that says what to send (`hint`). Invalid UTF-8 is bad JSON too, and so is
+    nesting deeper than msgspec's recursion limit (a few hundred `[` raise RecursionError, not DecodeError)."""
     try:
         return msgspec.json.decode(body)
     except (msgspec.DecodeError, UnicodeDecodeError, ValueError):
         raise BadRequest(400, f"body is not valid JSON ({hint})", reason="bad_json") from None
+    except RecursionError:
+        raise BadRequest(400, f"body is nested too deeply to be read ({hint})", reason="bad_json") from None
 
 
 def parse_networks(values) -> list:

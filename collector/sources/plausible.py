@@ -80,7 +80,7 @@ def parse_props(raw, field: str, limits: Limits) -> dict[str, str] | None:
     if isinstance(raw, str):
         try:
             raw = msgspec.json.decode(raw)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             raise BadRequest(422, "must be an object (or a JSON string of one)", field) from None
     if not isinstance(raw, dict):
         raise BadRequest(422, "must be an object of names to values", field)
@@ -105,7 +105,7 @@ def parse_revenue(raw, field: str) -> tuple[float, str] | None:
     if isinstance(raw, str):
         try:
             raw = msgspec.json.decode(raw)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             raise BadRequest(422, "must be an object like {\"amount\": 9.5, \"currency\": \"EUR\"}", field) from None
     if not isinstance(raw, dict):
         raise BadRequest(422, "must be an object like {\"amount\": 9.5, \"currency\": \"EUR\"}", field)
@@ -115,9 +115,11 @@ def parse_revenue(raw, field: str) -> tuple[float, str] | None:
             amount = float(amount)
         except ValueError:
             raise BadRequest(422, "amount must be a number", field) from None
-    if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not math.isfinite(amount):
+    if isinstance(amount, bool) or not isinstance(amount, (int, float)):
         raise BadRequest(422, "amount must be a number", field)
-    if abs(amount) > 1e15:
+    if abs(amount) > 1e15:  # before isfinite: an integer like 2**2000 has no float
+        raise BadRequest(422, "amount is out of range", field)
+    if not math.isfinite(amount):
         raise BadRequest(422, "amount is out of range", field)
     if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha():
         raise BadRequest(422, "currency must be a three-letter ISO 4217 code", field)

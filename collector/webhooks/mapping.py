@@ -99,8 +99,9 @@ def _number(value, field: str, text: str) -> float:
             value = float(value)
         except ValueError:
             raise MappingError(field, f"`{text}` is {value!r}, not a number") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise MappingError(field, f"`{text}` is {value!r}, not a number")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or abs(value) > 1e300 \
+            or not math.isfinite(value):  # the bound first: an integer like 2**2000 has no float
+        raise MappingError(field, f"`{text}` is {value!r:.40}, not a number in range")
     return float(value)
 
 
@@ -108,6 +109,8 @@ def _timestamp(value, field: str, text: str, now_us: int, limits) -> int:
     if isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit():
         value = float(value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not -1e15 < value < 1e15:  # nor NaN; out of any range below, and 2**2000 / 1000 would overflow
+            raise MappingError(field, f"`{text}` is {value!r:.40}, not a time in range")
         seconds = value / 1000 if value > 1e11 else value  # milliseconds when it is that large
         us = int(seconds * 1_000_000)
     elif isinstance(value, str):
