@@ -28,6 +28,7 @@ from reports.query import metrics as mets
 TOTALS = {"visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration", "views_per_visit"}
 EVENT = {"visitors", "visits", "pageviews", "events"}
 VISIT = {"visitors", "visits"}
+DAY = "time:day"  # one bucket per rolled-up day: that day's totals row (visits: begun that day or before)
 
 _SUMS = """
 SELECT {value} AS value,
@@ -56,7 +57,8 @@ def covered(query, period) -> str | None:
     if query.filters or not period.whole_days or len(query.dimensions) > 1:
         return None
     dim = query.dimensions[0] if query.dimensions else ""
-    allowed = TOTALS if not dim else EVENT if dim in EVENT_DIMS else VISIT if dim in VISIT_DIMS else set()
+    allowed = (TOTALS if not dim else EVENT if dim in EVENT_DIMS or dim == DAY else VISIT if dim in VISIT_DIMS
+               else set())
     return dim if query.metrics and set(query.metrics) <= allowed else None
 
 
@@ -83,6 +85,9 @@ def rows(con, query, period) -> dict[tuple, dict] | None:
             return None
     except duckdb.CatalogException:  # a store without migration 007
         return None
+    params = {"site": query.site, "dim": dim, "a": period.first_day, "b": period.last_day}
+    if dim == DAY:
+        return _days(con, query, params)
     if dim in VISIT_DIMS:
         value = dims.visit_expr(dim).replace(f"s.{dims.visit_column(dim)}", "value")
     else:
@@ -92,10 +97,19 @@ def rows(con, query, period) -> dict[tuple, dict] | None:
         group += " HAVING value IS NOT NULL"
     select = ", ".join(f"{_METRICS[m]} AS m_{m}" for m in query.metrics)
     text = f"SELECT value, visits, {select} FROM ({_SUMS.format(value=value if dim else 'NULL', group=group)})"
-    params = {"site": query.site, "dim": dim, "a": period.first_day, "b": period.last_day}
     out: dict[tuple, dict] = {}
     for value, visits, *metrics in con.execute(text, params).fetchall():
         if dim and not visits:  # a value seen only on visits that began before the range
             continue
         out[(value,) if dim else ()] = {m: mets.tidy(m, v) for m, v in zip(query.metrics, metrics, strict=True)}
     return out
+
+
+def _days(con, query, params: dict) -> dict[tuple, dict]:
+    """time:day: each bucket is a one-day range, so its row is the day's totals with the day as first day."""
+    exprs = {"visitors": "visitors", "visits": "visits + cont_visits", "pageviews": "pageviews", "events": "events"}
+    select = ", ".join(exprs[m] for m in query.metrics)
+    fetched = con.execute(f"SELECT strftime(day, '%Y-%m-%d'), {select} FROM rollup_days WHERE site = $site "
+                          "AND dim = $dim AND day BETWEEN $a AND $b AND visitors > 0", {**params, "dim": ""}).fetchall()
+    return {(label,): {m: mets.tidy(m, v) for m, v in zip(query.metrics, values, strict=True)}
+            for label, *values in fetched}

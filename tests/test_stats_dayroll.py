@@ -29,7 +29,8 @@ TOTALS = ["visitors", "visits", "pageviews", "events", "bounce_rate", "visit_dur
 DIMS = [("event:page", ["visitors", "visits", "pageviews", "events"]), ("event:name", ["visitors", "events"]),
         ("visit:source", ["visitors", "visits"]), ("visit:channel", ["visitors"]), ("visit:country", ["visitors"]),
         ("visit:device", ["visitors", "visits"]), ("visit:browser", ["visitors"]), ("visit:os", ["visitors"]),
-        ("visit:entry_page", ["visitors", "visits"]), ("visit:utm_source", ["visitors", "visits"])]
+        ("visit:entry_page", ["visitors", "visits"]), ("visit:utm_source", ["visitors", "visits"]),
+        ("time:day", ["visitors", "visits", "pageviews", "events"])]
 RANGES = [("2026-10-20", "2026-10-20"), ("2026-10-20", "2026-10-21"), ("2026-10-21", "2026-10-21"),
           ("2026-10-14", "2026-10-20"), ("2026-10-21", "2026-11-19"), ("2026-10-10", "2026-11-19")]
 
