@@ -165,3 +165,18 @@ def test_the_job_is_in_the_table_and_builds_in_the_sites_zone(tmp_path):
     assert got == [("Europe/Berlin",)]
     assert jobs.build_rollups(runtime) is None  # resumable: nothing but the last 2 days again
     con.close()
+
+
+def test_ids_on_three_days_turn_the_rollups_off(tmp_path, monkeypatch):
+    """The seeded rows un-keyed (one id per visitor for 41 days): days with an id seen two days before are
+    flagged, and a range that contains one is answered from raw events."""
+    rows = [r for r in generate() if r["site"] == "shop.example"]
+    write_store(tmp_path, rows)
+    con = duckdb.connect(str(tmp_path / "strana.duckdb"))
+    rollups.build_pending(con, lambda s: "UTC", now=NOW)
+    flagged = con.execute("SELECT day FROM rollup_status WHERE far_ids > 0 ORDER BY day").fetchall()
+    assert flagged
+    day = flagged[-1][0]
+    ask(con, "shop.example", str(day - dt.timedelta(days=2)), str(day), TOTALS, [], monkeypatch, used=False)
+    ask(con, "shop.example", str(day), str(day), TOTALS, [], monkeypatch)  # alone, the day is exact
+    con.close()
