@@ -7,7 +7,9 @@ zipf-like pages, visits of 1-10 pageviews with ~40% bounces, engagement and
 custom events, sources, UTMs, countries, devices), in arrival (time) order as
 the collector writes them, with time-ordered session ids and event ids and the
 visit rollups put_session stamps (visit_seq, interaction_seq, duration_delta:
-computed here with window functions, as migration 004 backfills them). Then times, through the real query layer
+computed here with window functions, as migration 004 backfills them). Visitor ids are keyed by the UTC
+day the visit began, as the daily salt and put_session's prev_visitor_id make them. Builds the daily rollups
+(migration 007, collector/rollups.py; timed once per store). Then times, through the real query layer
 (reports/query: parse → plan → SQL → result, in process, no HTTP), the queries
 a dashboard's first load makes: p50/p95 per query over --runs runs, and the
 whole first load run sequentially. Prints numbers, asserts nothing. The machine
@@ -29,7 +31,8 @@ import duckdb
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from collector import migrate  # noqa: E402
+from collector import migrate, rollups  # noqa: E402
+from reports import rollup  # noqa: E402
 from reports.stats import answer  # noqa: E402
 
 SITE = "bench.example"
@@ -89,7 +92,8 @@ SELECT {event_id} AS event_id, $site, name, ts,
        NULL,
        ['desktop', 'desktop', 'mobile', 'mobile', 'desktop', 'desktop', 'mobile', 'tablet']
            [(1 + hash(vid, 'o') % 8)::BIGINT],
-       hash(vid, 'id') >> 1, (epoch_ms(t0) << 22) | (hash(sid, 'id') & 4194303), interactive,
+       hash(vid, 'id', epoch_us(t0) // 86400000000) >> 1,
+       (epoch_ms(t0) << 22) | (hash(sid, 'id') & 4194303), interactive,
        CASE WHEN name = 'Signup' THEN MAP {'plan': ['free', 'pro'][(1 + hash(sid, 'plan') % 2)::BIGINT]} END,
        rev, CASE WHEN rev IS NOT NULL THEN 'EUR' END, scroll, eng,
        row_number() OVER w,
@@ -149,7 +153,33 @@ def storage(path: Path) -> None:
     print("column compression:", ", ".join(f"{c}={comp}" for c, _, comp in sorted(rows))[:1500])
 
 
+def build(path: Path) -> None:
+    con = duckdb.connect(str(path))
+    if con.execute("SELECT count(*) FROM rollup_status").fetchone()[0] == 0:
+        t = time.perf_counter()
+        now = dt.datetime.combine(END, dt.time(1, 30), tzinfo=dt.UTC)
+        n = rollups.build_pending(con, lambda site: "UTC", now=now, rebuild=0)
+        took = time.perf_counter() - t
+        con.execute("CHECKPOINT")
+        print(f"daily rollups: {n} site-days built in {took:.1f} s ({took / max(n, 1):.2f} s per site-day)")
+    rows = con.execute("SELECT count(*) FROM rollup_days").fetchone()[0]
+    print(f"daily rollups: {rows:,} rows")
+    con.close()
+
+
 def bench(path: Path, runs: int) -> None:
+    real = rollup.rows
+    print("\n== with daily rollups ==")
+    bench_once(path, runs)
+    rollup.rows = lambda *args: None
+    try:
+        print("\n== without (raw path) ==")
+        bench_once(path, runs)
+    finally:
+        rollup.rows = real
+
+
+def bench_once(path: Path, runs: int) -> None:
     con = duckdb.connect(str(path), read_only=True)
     cards = dashboard()
     times: dict[str, list[float]] = {name: [] for name, _ in cards}
@@ -198,10 +228,12 @@ def main() -> None:
                     help="event_id kind: v7 (time-ordered, as ingest makes them) or v4 (random, as it used to)")
     args = ap.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
-    path = args.data / f"bench-{args.events}-{args.event_id}-rollups.duckdb"
+    path = args.data / f"bench-{args.events}-{args.event_id}-daily.duckdb"
     if args.reseed or not path.exists():
         seed(path, args.events, args.event_id)
     storage(path)
+    if not args.storage_only:
+        build(path)
     if not args.storage_only:
         bench(path, args.runs)
 

@@ -10,6 +10,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from collector.compaction import compact
 from collector.retention import apply_retention, utc_today
+from collector.rollups import build_pending
 
 log = logging.getLogger("strana.jobs")
 
@@ -24,6 +25,21 @@ def compact_lake(runtime) -> None:
     runtime.sink.lake_reader.invalidate()
 
 
+def site_zone(runtime, site: str) -> str:
+    """The site's zone as the stats API reads it ([sites."x"] timezone), so rollup days are its local days."""
+    sites = getattr(runtime.settings, "values", {}).get("sites", {})
+    per_site = sites.get(site, {}) if isinstance(sites, dict) else {}
+    return (per_site.get("timezone") if isinstance(per_site, dict) else None) or "UTC"
+
+
+def build_rollups(runtime) -> None:
+    con = runtime.sink.reader()
+    try:
+        build_pending(con, lambda site: site_zone(runtime, site))
+    finally:
+        con.close()
+
+
 def job_table(runtime) -> list[tuple[str, object, callable, tuple]]:
     jobs = [
         # a new random salt each UTC day; the one before yesterday's is deleted for good
@@ -35,6 +51,10 @@ def job_table(runtime) -> list[tuple[str, object, callable, tuple]]:
     if hasattr(runtime.sink, "lake"):
         # finished days: small files merged into one; inputs deleted a grace period later (resumable)
         jobs.append(("compaction", CronTrigger(minute=5, timezone="UTC"), compact_lake, (runtime,)))
+    else:
+        # daily rollups (migration 007) of finished site-days in each site's zone, the last 2 rebuilt for late
+        # events; the stats API reads them for unfiltered whole-day cards (reports/rollup.py); resumable
+        jobs.append(("rollups", CronTrigger(minute=15, timezone="UTC"), build_rollups, (runtime,)))
     return jobs
 
 
