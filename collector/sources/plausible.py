@@ -62,7 +62,8 @@ def _pick(obj: dict, *keys: str):
     return keys[0], None
 
 
-def _scalar_text(value) -> str | None:
+def scalar_text(value) -> str | None:
+    """A JSON scalar as the text a prop holds (Elixir's to_string: true → \"true\"); None for anything else."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -86,7 +87,7 @@ def parse_props(raw, field: str, limits: Limits) -> dict[str, str] | None:
         raise BadRequest(422, "must be an object of names to values", field)
     props: dict[str, str] = {}
     for key, value in raw.items():
-        text = _scalar_text(value)
+        text = scalar_text(value)
         if text is None or not key.strip() or not text.strip():
             continue  # Plausible drops list/object/blank values
         if len(key.encode()) > limits.max_key:

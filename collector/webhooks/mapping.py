@@ -36,6 +36,7 @@ import jmespath
 from jmespath.exceptions import JMESPathError
 
 from collector.events import Hit
+from collector.sources.plausible import scalar_text
 
 NS = uuid.UUID("8a0f8c1e-3c55-4f0e-9d7b-5b1f5a0c2e77")  # namespace for webhook event ids
 ZERO_DECIMAL = frozenset("BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split())
@@ -79,18 +80,6 @@ class Expr:
 class Mapped:
     hit: Hit
     raw_props: dict  # props as the payload typed them, for schema checks
-
-
-def _text(value) -> str | None:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float) and math.isfinite(value):
-        return repr(value)
-    return None
 
 
 def _number(value, field: str, text: str) -> float:
@@ -173,14 +162,14 @@ class Rule:
     def _one(self, item, root, headers, key: str, site: str, now_us: int, limits) -> Mapped:
         w = self.where
         expr, name = self._find("name", item, root, headers)
-        name = _text(name)
+        name = scalar_text(name)
         if not name or not name.strip():
             raise MappingError(f"{w}.name", f"`{expr.text}` found nothing")
         if len(name) > limits.max_name:
             raise MappingError(f"{w}.name", f"`{expr.text}` is longer than {limits.max_name} characters")
         expr, found = self._find("site", item, root, headers)
         if expr is not None:
-            site = _text(found) or ""
+            site = scalar_text(found) or ""
             if not site:
                 raise MappingError(f"{w}.site", f"`{expr.text}` found nothing")
         site = site.strip().lower().removeprefix("www.")
@@ -192,13 +181,13 @@ class Rule:
             hit.timestamp = _timestamp(found, f"{w}.timestamp", expr.text, now_us, limits)
         expr, found = self._find("visitor", item, root, headers)
         if found is not None:
-            hit.visitor_key = _text(found) or None
+            hit.visitor_key = scalar_text(found) or None
         expr, found = self._find("url", item, root, headers)
         if isinstance(found, str) and found.startswith(("http://", "https://")):
             hit.url = found[: limits.max_url]
         expr, found = self._find("id", item, root, headers)
         if found is not None:
-            key = f"{key.rsplit(chr(0), 1)[0]}\x00id:{_text(found) or found!r}"
+            key = f"{key.rsplit(chr(0), 1)[0]}\x00id:{scalar_text(found) or found!r}"
         hit.event_id = uuid.uuid5(NS, key).bytes
         hit.client_event_id = True
         if self.amount is not None:
@@ -210,7 +199,7 @@ class Rule:
                 raw[prop] = value
         props = {}
         for prop, value in raw.items():
-            text = _text(value)
+            text = scalar_text(value)
             if text is None or not text.strip():
                 continue
             if len(text.encode()) > limits.max_value:
@@ -259,7 +248,7 @@ class Mapping:
 
     def delivery(self, payload, headers, body: bytes) -> str:
         if self.delivery_id is not None:
-            found = _text(self.delivery_id.find(payload, payload, headers))
+            found = scalar_text(self.delivery_id.find(payload, payload, headers))
             if found:
                 return found
         return "sha256:" + hashlib.sha256(body).hexdigest()
