@@ -13,18 +13,12 @@ events (already enhanced) and webhook deliveries kept whole in quarantine.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from collector import metrics
 from collector.bus import Envelope
-from collector.events import Hit
+from collector.events import Hit, utc_day
 from collector.pipeline import Chain, Outcome
 
 QUARANTINED = "quarantined"  # reported to the client like a drop reason; counted in the quarantine table
-
-
-def _day(us: int) -> str:
-    return dt.datetime.fromtimestamp(us / 1_000_000, dt.UTC).date().isoformat()
 
 
 class Edge:
@@ -38,7 +32,7 @@ class Edge:
         outcome = self.chain.run(hits)
         drops: dict[tuple[str, str, str], int] = {}
         for hit, reason in outcome.dropped:
-            key = (hit.site, _day(hit.timestamp), reason)
+            key = (hit.site, utc_day(hit.timestamp), reason)
             drops[key] = drops.get(key, 0) + 1
             metrics.dropped_total.labels(reason).inc()
         items = []

@@ -10,6 +10,8 @@ process that took the request.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import msgspec
 import pyarrow as pa
 
@@ -134,6 +136,11 @@ class Hit(msgspec.Struct, kw_only=True, gc=False):
     client_event_id: bool = False  # event_id came from the client: dedupe on it
     privacy_signal: bool = False  # DNT: 1 or Sec-GPC: 1 was sent
     prev_visitor_id: int | None = None  # id under yesterday's salt, to bridge midnight
+
+
+def utc_day(us: int) -> str:
+    """The UTC day (YYYY-MM-DD) of a timestamp in µs: the day a drop is counted under."""
+    return dt.datetime.fromtimestamp(us / 1_000_000, dt.UTC).date().isoformat()
 
 
 def to_arrow(hits: list[Hit]) -> pa.RecordBatch:

@@ -9,14 +9,13 @@ commit never turns a retry into a "duplicate".
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from collector import metrics
 from collector.bus import StoreFailed
-from collector.events import to_arrow
+from collector.events import to_arrow, utc_day
 from collector.pipeline import Chain
 
 log = logging.getLogger("strana.worker")
@@ -106,7 +105,7 @@ class Worker:
             for hit in envelope.events:
                 if hit.client_event_id:
                     if hit.event_id in self.recent or hit.event_id in seen_now:
-                        day = dt.datetime.fromtimestamp(hit.timestamp / 1e6, dt.UTC).date().isoformat()
+                        day = utc_day(hit.timestamp)
                         drops[(hit.site, day, "duplicate")] = drops.get((hit.site, day, "duplicate"), 0) + 1
                         metrics.dropped_total.labels("duplicate").inc()
                         continue
