@@ -174,6 +174,11 @@ class FakeRequest(Request):
     # junk in the header: stop at the proxy
     ("10.0.0.1", {"x-forwarded-for": "not-an-ip"}, ["10.0.0.0/8"], "10.0.0.1"),
     ("::1", {"x-forwarded-for": "1.2.3.4"}, ["::1"], "1.2.3.4"),
+    # IPv6 proxies in the chain, a port on an IPv4 client, a single trusted host, leading zeros are not addresses
+    ("2001:db8::1", {"x-forwarded-for": "1.2.3.4, 2001:db8::9"}, ["2001:db8::/32"], "1.2.3.4"),
+    ("10.0.0.1", {"x-forwarded-for": "1.2.3.4:5678, 10.255.255.255"}, ["10.0.0.0/8"], "1.2.3.4"),
+    ("10.0.0.1", {"x-forwarded-for": "1.2.3.4, 10.0.0.2"}, ["10.0.0.1"], "10.0.0.2"),
+    ("10.0.0.1", {"x-forwarded-for": "1.2.3.4, 010.0.0.2"}, ["10.0.0.0/8"], "10.0.0.1"),
 ])
 def test_client_address(peer, headers, trusted, expected):
     assert client_address(FakeRequest(peer, headers), parse_networks(trusted)) == expected
