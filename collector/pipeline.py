@@ -5,6 +5,10 @@ fills in what it is named for, and returns None — or a drop reason from
 `events.DROP_REASONS` to reject the hit. `Chain.run` applies the steps to a
 batch in order, stops at the first drop for each hit, and keeps each step's
 time under its own name so a slow step shows up in /metrics.
+
+A single hit (the tracker's path) is timed on one run in `SAMPLE_EVERY`, and
+that time counted `SAMPLE_EVERY` times: two clock reads per step per request
+cost more than most steps do.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass, field
 from collector.events import DROP_REASONS, Hit
 
 Step = Callable[[Hit], "str | None"]
+SAMPLE_EVERY = 8
 
 
 @dataclass
@@ -29,12 +34,17 @@ class Chain:
         self.steps = list(steps)
         self.seconds: dict[str, float] = {name: 0.0 for name, _ in self.steps}
         self.calls: dict[str, int] = {name: 0 for name, _ in self.steps}
+        self._singles = 0
 
     @property
     def names(self) -> list[str]:
         return [name for name, _ in self.steps]
 
     def run(self, hits: list[Hit]) -> Outcome:
+        if len(hits) == 1:
+            self._singles += 1
+            if self._singles % SAMPLE_EVERY:
+                return self._run_one(hits[0])
         out = Outcome()
         live = hits
         clock = time.perf_counter
@@ -51,8 +61,19 @@ class Chain:
                     if reason not in DROP_REASONS:
                         raise ValueError(f"step {name} returned unknown drop reason {reason!r}")
                     out.dropped.append((hit, reason))
-            self.seconds[name] += clock() - started
+            self.seconds[name] += (clock() - started) * (SAMPLE_EVERY if len(hits) == 1 else 1)
             self.calls[name] += len(live)
             live = survivors
         out.kept = live
         return out
+
+    def _run_one(self, hit: Hit) -> Outcome:
+        calls = self.calls
+        for name, step in self.steps:
+            calls[name] += 1
+            reason = step(hit)
+            if reason is not None:
+                if reason not in DROP_REASONS:
+                    raise ValueError(f"step {name} returned unknown drop reason {reason!r}")
+                return Outcome([], [(hit, reason)])
+        return Outcome([hit], [])

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,35 @@ def test_geolocation_table(step, ip, expected):
     hit = Hit(ip=ip)
     assert step(hit) is None
     assert (hit.country, hit.region, hit.city) == expected
+
+
+def test_neighbours_in_a_remembered_network_are_exact(step):
+    """A /24 answer must not be remembered for its /16, nor a miss next door for the /24 beside it."""
+    for ip, expected in [("81.2.69.160", "GB"), ("81.2.70.1", None), ("81.2.69.5", "GB"), ("81.2.68.255", None),
+                         ("93.184.216.34", "DE"), ("93.184.1.1", "DE"), ("93.185.0.1", None)]:
+        hit = Hit(ip=ip)
+        step(hit)
+        assert hit.country == expected, ip
+
+
+def test_network_caches_agree_with_the_database_address_by_address():
+    """20,000 random addresses (many sharing networks) answered through the caches, twice, equal a plain lookup."""
+    path = bundled_database()
+    if path is None:
+        pytest.skip("maxminddb-geolite2 is not installed")
+    rnd = random.Random(11)
+    ips = [f"{rnd.randint(1, 223)}.{rnd.randint(0, 255)}.{rnd.randint(0, 255)}.{rnd.randint(0, 255)}"
+           for _ in range(10_000)]
+    ips += [ip.rsplit(".", 1)[0] + f".{rnd.randint(0, 255)}" for ip in ips]  # neighbours: the caches answer
+    cached, plain = PutGeolocation(str(path), cache_size=64), PutGeolocation(str(path), cache_size=64)
+    for ip in ips + ips:
+        a, b = Hit(ip=ip), Hit(ip=ip)
+        cached(a)
+        b.country, b.region, b.city = plain._locate(ip)
+        assert (a.country, a.region, a.city) == (b.country, b.region, b.city), ip
+    assert cached.by_16 and cached.by_24
+    cached.close()
+    plain.close()
 
 
 def test_bundled_geolite2_is_used_with_an_empty_path():
