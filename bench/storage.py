@@ -7,7 +7,8 @@ size per segment, so each column is measured by copying it alone (in the
 same row order) into a scratch database, checkpointing, and counting the
 blocks it used: compression is per column, so the copy compresses exactly as
 the column does in the table. The rest of the file (other tables, rollups,
-indexes, metadata, free blocks) is the file size minus the events' columns.
+indexes, metadata, free blocks, and what a table written over many checkpoints takes beyond one written in
+one go) is the file size minus the events table copied in one go.
 The number that counts is the whole file divided by the events.
 """
 
@@ -65,9 +66,12 @@ def report(src: Path, columns: list[str] | None = None, order: str | None = None
         "SELECT table_name, estimated_size FROM duckdb_tables() WHERE table_name <> 'events' "
         "ORDER BY estimated_size DESC").fetchall()
     indexes = con.execute("SELECT count(*) FROM duckdb_indexes()").fetchone()[0]
+    total, free = con.execute("SELECT total_blocks, free_blocks FROM pragma_database_size() "
+                              "WHERE database_name = current_database()").fetchone()
     con.close()
     size = src.stat().st_size
-    print(f"{src}: {n:,} events, {size / 1e6:.1f} MB = {size / n:.2f} bytes/event (file size / events)")
+    print(f"{src}: {n:,} events, {size / 1e6:.1f} MB = {size / n:.2f} bytes/event (file size / events); "
+          f"blocks in use {(total - free) * BLOCK / n:.2f}, free blocks inside the file {free * BLOCK / n:.2f}")
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="strana-storage-") as tmp:
         for name in columns or names:
@@ -78,7 +82,8 @@ def report(src: Path, columns: list[str] | None = None, order: str | None = None
             # Alone, each column fills its last block and keeps its small segments apart: the sum overstates.
             print(f"  {'(sum of the columns measured alone)':43} {sum(out.values()):7.2f} B/event")
             events_bytes, _ = column_bytes(src, "*", Path(tmp), order)
-            print(f"  {'= the events table, all columns together':43} {events_bytes / n:7.2f} B/event")
+            print(f"  {'= the events table, all columns together':43} {events_bytes / n:7.2f} B/event "
+                  "(copied in one go: written in many checkpoints, the table takes more)")
             print(f"  {'= the rest of the file':43} {(size - events_bytes) / n:7.2f} B/event "
                   f"(other tables, indexes ({indexes}), metadata, free blocks)")
     if not columns:
