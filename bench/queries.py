@@ -5,11 +5,13 @@
 Seeds a DuckDB file with DuckDB SQL itself (range() + hash-based columns:
 zipf-like pages, visits of 1-10 pageviews with ~40% bounces, engagement and
 custom events, sources, UTMs, countries, devices), in arrival (time) order as
-the collector writes them, with time-ordered session ids and event ids and the
+the collector writes them, with time-ordered session ids, event ids as ingest makes them (one process's
+prefix + a counter; --event-id, --client-ids for other mixes) and the
 visit rollups put_session stamps (visit_seq, interaction_seq, duration_delta:
-computed here with window functions, as migration 004 backfills them). Visitor ids are keyed by the UTC
+computed here with window functions, as migration 005 backfills them). Visitor ids are keyed by the UTC
 day the visit began, as the daily salt and put_session's prev_visitor_id make them. Builds the daily rollups
-(migration 007, collector/rollups.py; timed once per store). Then times, through the real query layer
+(migration 007, collector/rollups.py; timed once per store), prints bytes per event (the whole file / the
+events) and each column's share (bench/storage.py). Then times, through the real query layer
 (reports/query: parse → plan → SQL → result, in process, no HTTP), the queries
 a dashboard's first load makes: p50/p95 per query over --runs runs, and the
 whole first load run sequentially. Prints numbers, asserts nothing. The machine
@@ -30,6 +32,8 @@ import duckdb
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from storage import report as storage_report  # noqa: E402 -- bench/storage.py, beside this file
 
 from collector import migrate, rollups  # noqa: E402
 from reports import rollup  # noqa: E402
@@ -68,7 +72,7 @@ SELECT sid, vid, t0, j, src, ts + INTERVAL 2 SECOND, path,
        CASE WHEN hash(sid, j, 'which') % 4 = 3 THEN 5 + (hash(sid, j, 'rev') % 20000) / 100.0 END
 FROM pv WHERE hash(sid, j, 'custom') % 100 < 5;
 
-INSERT INTO events
+CREATE TEMP TABLE seeded AS
 SELECT {event_id} AS event_id, $site, name, ts,
        ts + to_milliseconds((hash(sid, j, name, 'lag') % 900)::BIGINT), 'event', $site, path, NULL,
        CASE WHEN j = 0 THEN ['https://www.google.com/', 'https://news.ycombinator.com/', 'https://t.co/x',
@@ -121,7 +125,24 @@ def dashboard(period: str = "30d") -> list[tuple[str, dict]]:
     return [(name, {**base, **body}) for name, body in cards]
 
 
-def seed(path: Path, events: int, uuid_kind: str) -> None:
+# Event ids as collector/events.py new_event_id makes them: one process's prefix, then a counter in arrival
+# (= storage) order. v7 and v4 are the layouts ids had before, kept to compare.
+EVENT_IDS = {
+    "seq": "(((1790000000000::UHUGEINT << 80) | (8::UHUGEINT << 76) | (1234::UHUGEINT << 64) | (2::UHUGEINT << 62) "
+           "| (987654::UHUGEINT << 40)) + (row_number() OVER (ORDER BY ts))::UHUGEINT)::UUID",
+    "v7": "((epoch_ms(ts)::UHUGEINT << 80) | (gen_random_uuid()::UHUGEINT & ((1::UHUGEINT << 76) - 1)) "
+          "| (7::UHUGEINT << 76))::UUID",
+    "v4": "gen_random_uuid()",
+}
+
+
+# A server checkpoints when its WAL passes 16 MiB (DuckDB's default), ~60,000 events at ~276 bytes of WAL
+# each (measured): a file written that way takes ~2.5 bytes per event more than one written in one go.
+CHECKPOINT_EVERY = 60_000
+
+
+def seed(path: Path, events: int, uuid_kind: str, client_ids: float = 0.0,
+         checkpoint_every: int = CHECKPOINT_EVERY) -> None:
     if path.exists():
         path.unlink()
     con = duckdb.connect(str(path))
@@ -131,26 +152,43 @@ def seed(path: Path, events: int, uuid_kind: str) -> None:
     print(f"seeding ~{events:,} events ({visits:,} visits) into {path} ...", flush=True)
     start = dt.datetime.combine(END - dt.timedelta(days=30), dt.time(), tzinfo=dt.UTC)
     params = {"visits": visits, "visitors": int(visits * 0.6), "start": start, "site": SITE}
-    event_id = "uuidv7()" if uuid_kind == "v7" else "gen_random_uuid()"
+    event_id = EVENT_IDS[uuid_kind]
+    if client_ids:  # a share of events sent with ids of their own (the Python SDK sends a uuid4 with each)
+        event_id = (f"CASE WHEN hash(sid, j, name, 'client') % 100000 < {round(client_ids * 1000)} "
+                    f"THEN gen_random_uuid() ELSE {event_id} END")
     for i, statement in enumerate(s for s in SEED_SQL.replace("{event_id}", event_id).split(";") if s.strip()):
         used = {k: v for k, v in params.items() if f"${k}" in statement}
         con.execute(statement, used)
-        print(f"  step {i + 1}/4 done at {time.perf_counter() - t:.1f} s", flush=True)
-    con.execute("CHECKPOINT")
+        print(f"  step {i + 1}/5 done at {time.perf_counter() - t:.1f} s", flush=True)
+    # Stored in arrival order as a server writes them: inserts of 1,000 events (the spool loader's batches
+    # are smaller still), a checkpoint every `checkpoint_every` events.
+    n = con.execute("SELECT count(*) FROM seeded").fetchone()[0]
+    step = min(1000, checkpoint_every) if checkpoint_every else n
+    checkpoints, since = 0, 0
+    for lo in range(0, n, step):
+        con.execute("INSERT INTO events SELECT * FROM seeded WHERE rowid >= ? AND rowid < ? ORDER BY rowid",
+                    [lo, lo + step])
+        since += step
+        if since >= (checkpoint_every or n) or lo + step >= n:
+            con.execute("CHECKPOINT")
+            checkpoints, since = checkpoints + 1, 0
+    print(f"  step 5/5 done at {time.perf_counter() - t:.1f} s ({checkpoints} checkpoints)", flush=True)
     con.close()
     print(f"seeded in {time.perf_counter() - t:.1f} s", flush=True)
 
 
 def storage(path: Path) -> None:
+    """Bytes per event: the whole file (events, rollups, every other table) and each column's share."""
+    print(f"\n== storage ({'with' if _rolled_up(path) else 'without'} the daily rollups) ==")
+    storage_report(path)
+
+
+def _rolled_up(path: Path) -> bool:
     con = duckdb.connect(str(path), read_only=True)
-    n = con.execute("SELECT count(*) FROM events").fetchone()[0]
-    size = path.stat().st_size
-    print(f"\nstore: {n:,} events, {size / 1e6:.1f} MB on disk = {size / n:.1f} bytes/event (file size / events)")
-    rows = con.execute(
-        "SELECT column_name, sum(CASE WHEN segment_type <> 'VALIDITY' THEN 262144 ELSE 0 END) AS blocks_bytes, "
-        "string_agg(DISTINCT compression, ',') FROM pragma_storage_info('events') GROUP BY column_name").fetchall()
-    con.close()
-    print("column compression:", ", ".join(f"{c}={comp}" for c, _, comp in sorted(rows))[:1500])
+    try:
+        return con.execute("SELECT count(*) FROM rollup_status").fetchone()[0] > 0
+    finally:
+        con.close()
 
 
 def build(path: Path) -> None:
@@ -224,16 +262,23 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("/tmp/strana-bench"))
     ap.add_argument("--reseed", action="store_true", help="seed again even if the file exists")
     ap.add_argument("--storage-only", action="store_true", help="seed and report bytes per event, no timing")
-    ap.add_argument("--event-id", choices=("v4", "v7"), default="v7",
-                    help="event_id kind: v7 (time-ordered, as ingest makes them) or v4 (random, as it used to)")
+    ap.add_argument("--event-id", choices=tuple(EVENT_IDS), default="seq",
+                    help="event_id layout: seq (prefix + counter, as ingest makes them), v7 (ms + random, as "
+                         "ingest made them before) or v4 (random)")
+    ap.add_argument("--client-ids", type=float, default=0.0, metavar="PCT",
+                    help="percent of events that carry a random id of their own (as SDK clients send)")
+    ap.add_argument("--checkpoint-every", type=int, default=CHECKPOINT_EVERY, metavar="N",
+                    help="store the seeded events with a CHECKPOINT every N events, as a server does (0: in one go)")
     args = ap.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
-    path = args.data / f"bench-{args.events}-{args.event_id}-daily.duckdb"
+    extra = (f"-client{args.client_ids:g}" if args.client_ids else "") + \
+        (f"-ckpt{args.checkpoint_every}" if args.checkpoint_every != CHECKPOINT_EVERY else "")
+    path = args.data / f"bench-{args.events}-{args.event_id}{extra}-daily.duckdb"
     if args.reseed or not path.exists():
-        seed(path, args.events, args.event_id)
-    storage(path)
+        seed(path, args.events, args.event_id, args.client_ids, args.checkpoint_every)
     if not args.storage_only:
         build(path)
+    storage(path)
     if not args.storage_only:
         bench(path, args.runs)
 

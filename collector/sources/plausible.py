@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
-import random
 import re
 import socket
 import uuid
@@ -25,7 +23,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from collector.events import Hit
+from collector.events import Hit, new_event_id
 from collector.sources.http import BadRequest
 
 _NS = uuid.UUID("6f1c3a52-8d0e-4a43-9a55-2f0e7c1b9d11")  # namespace for non-UUID client event ids
@@ -256,19 +254,6 @@ def _engagement(obj: dict, hit: Hit, prefix: str) -> None:
                          prefix + "n")
 
 
-# Ids need uniqueness, not secrecy: a PRNG seeded once from the OS. os.urandom per id is a syscall that
-# releases the GIL, and under load getting it back cost ~50 µs per request here.
-_random = random.Random(os.urandom(32))
-
-
-def uuid7(now_us: int) -> bytes:
-    """A time-ordered UUID (RFC 9562 version 7: 48-bit ms timestamp, then 74 random bits): ids made at
-    ingest follow arrival order, so DuckDB bit-packs them (~16 → ~10 bytes per event) where v4 ids stay raw."""
-    rand = _random.getrandbits(80)
-    value = ((now_us // 1000) & (2**48 - 1)) << 80 | 0x7 << 76 | (rand >> 62 & 0xFFF) << 64 | 0b10 << 62
-    return (value | rand & (2**62 - 1)).to_bytes(16)
-
-
 def hits_from_payload(obj, limits: Limits, *, now_us: int, via: str, server_fields: bool = False,
                       prefix: str = "") -> list[Hit]:
     """One payload → one hit per domain. Raises BadRequest naming the field at fault."""
@@ -341,10 +326,10 @@ def hits_from_payload(obj, limits: Limits, *, now_us: int, via: str, server_fiel
             hit.privacy_signal = dnt
 
     if hit.event_id is None:
-        hit.event_id = uuid7(now_us)
+        hit.event_id = new_event_id()
     hits = [hit]
     for extra in domains[1:]:
-        twin = msgspec.structs.replace(hit, event_id=uuid7(now_us) if not hit.client_event_id
+        twin = msgspec.structs.replace(hit, event_id=new_event_id() if not hit.client_event_id
                                        else uuid.uuid5(uuid.UUID(bytes=hit.event_id), extra).bytes)
         twin.site = extra
         hits.append(twin)
