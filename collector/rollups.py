@@ -9,7 +9,7 @@ the last `rebuild` finished days, which absorbs late events. The algebra that
 turns these rows into exact answers for a range of days is in reports/rollup.py
 and reports/METRICS.md, "Daily rollups".
 
-The per-day SQL is kept as plain SELECTs (PREP, `dim_rows`, STATUS) because
+The per-day SQL is kept as plain SELECTs (`prep`, `dim_rows`, _STATUS) because
 the reader runs the very same text, as CTEs, for days not rolled up yet
 (today, or a day the job has not reached): `day_query` is that form.
 """
@@ -39,29 +39,45 @@ EXIT_DIMS = {"visit:exit_page": "exit_page", "visit:exit_page_hostname": "exit_h
 _FIRST = [c for c in VISIT_DIMS.values() if c not in ("entry_page", "entry_host")]
 _PV = "name = 'pageview'"
 
-# The temp tables (builder) or CTEs (reader) a day's rows are computed from: rl_ev = events of the day before
-# and the day, rl_old = visits and ids of the day before that, rl_sd = per (visit, day) values, rl_vis = the
-# day's visits with their part of the day before, rl_yown = visits begun the day before.
-PREP = {
-    "rl_ev": ("SELECT session_id, visitor_id AS vid, \"timestamp\" AS ts, name, pathname, hostname, "
-              "interactive AND name <> 'engagement' AS counted, \"timestamp\" >= $d AS today, " + ", ".join(_FIRST)
-              + " FROM events WHERE site = $site AND \"timestamp\" >= $y AND \"timestamp\" < $e "
-              "AND session_id IS NOT NULL"),
-    "rl_old": ("SELECT DISTINCT session_id, visitor_id AS vid FROM events "
-               "WHERE site = $site AND \"timestamp\" >= $yy AND \"timestamp\" < $y AND session_id IS NOT NULL"),
-    "rl_sd": ("SELECT session_id, today, any_value(vid) AS vid, "
-              "epoch_us(min(ts)) AS t0, epoch_us(max(ts)) AS t1, count(*) FILTER (WHERE counted) AS k, "
-              f"bool_or({_PV}) AS has_pv, "
-              + ", ".join(f"arg_min_null({c}, ts) AS {c}" for c in _FIRST) +
-              f", arg_min_null(pathname, ts) FILTER (WHERE {_PV}) AS entry_page, "
-              f"arg_min_null(hostname, ts) FILTER (WHERE {_PV}) AS entry_host, "
-              f"arg_max_null(pathname, ts) FILTER (WHERE {_PV}) AS exit_page, "
-              f"arg_max_null(hostname, ts) FILTER (WHERE {_PV}) AS exit_host FROM rl_ev GROUP BY session_id, today"),
-    "rl_vis": ("SELECT t.*, y.session_id IS NOT NULL AS cont, y.k AS yk, y.t1 AS yt1, y.has_pv AS y_pv, "
-               "y.exit_page AS y_exit_page, y.exit_host AS y_exit_host "
-               "FROM rl_sd t LEFT JOIN rl_sd y ON y.session_id = t.session_id AND NOT y.today WHERE t.today"),
-    "rl_yown": "SELECT * FROM rl_sd WHERE NOT today AND session_id NOT IN (SELECT session_id FROM rl_old)",
+_PER_VISIT_DAY = {  # column of rl_sd -> its aggregate over a visit's events of one day
+    **{c: f"arg_min_null({c}, ts)" for c in _FIRST},
+    "entry_page": f"arg_min_null(pathname, ts) FILTER (WHERE {_PV})",
+    "entry_host": f"arg_min_null(hostname, ts) FILTER (WHERE {_PV})",
+    "exit_page": f"arg_max_null(pathname, ts) FILTER (WHERE {_PV})",
+    "exit_host": f"arg_max_null(hostname, ts) FILTER (WHERE {_PV})",
 }
+
+
+def prep(dim: str | None = None) -> dict[str, str]:
+    """The temp tables (builder) or CTEs (reader) a day's rows are computed from, with the per-visit values of
+    every dimension (None) or of `dim` alone: rl_ids = the day's ids; rl_ev = events of the day and, of those
+    ids only (every use of the day before meets the day's ids), of the day before; rl_old = visits and ids of
+    the day before that; rl_sd = per (visit, day) values; rl_vis = the day's visits with their part of the day
+    before; rl_yown = visits begun the day before."""
+    column = {**VISIT_DIMS, **EXIT_DIMS}.get(dim or "")
+    values = list(_PER_VISIT_DAY) if dim is None else [column] if column else []
+    raw = [c for c in values if c in _FIRST]
+    cols = ("session_id, visitor_id AS vid, \"timestamp\" AS ts, name, pathname, hostname, "
+            "interactive AND name <> 'engagement' AS counted" + "".join(f", {c}" for c in raw))
+    where = "FROM events WHERE site = $site AND session_id IS NOT NULL AND \"timestamp\" "
+    exits = [c for c in values if c in EXIT_DIMS.values()]
+    return {
+        "rl_ids": f"SELECT DISTINCT visitor_id AS vid {where}>= $d AND \"timestamp\" < $e",
+        "rl_ev": (f"SELECT {cols}, true AS today {where}>= $d AND \"timestamp\" < $e UNION ALL "
+                  f"SELECT {cols}, false {where}>= $y AND \"timestamp\" < $d "
+                  "AND visitor_id IN (SELECT vid FROM rl_ids)"),
+        "rl_old": (f"SELECT DISTINCT session_id, visitor_id AS vid {where}>= $yy AND \"timestamp\" < $y "
+                   "AND visitor_id IN (SELECT vid FROM rl_ids)"),
+        "rl_sd": ("SELECT session_id, today, any_value(vid) AS vid, epoch_us(min(ts)) AS t0, epoch_us(max(ts)) AS t1, "
+                  f"count(*) FILTER (WHERE counted) AS k, bool_or({_PV}) AS has_pv"
+                  + "".join(f", {_PER_VISIT_DAY[c]} AS {c}" for c in values) +
+                  " FROM rl_ev GROUP BY session_id, today"),
+        "rl_vis": ("SELECT t.*, y.session_id IS NOT NULL AS cont, y.k AS yk, y.t1 AS yt1, y.has_pv AS y_pv"
+                   + "".join(f", y.{c} AS y_{c}" for c in exits) +
+                   " FROM rl_sd t LEFT JOIN rl_sd y ON y.session_id = t.session_id AND NOT y.today WHERE t.today"),
+        "rl_yown": "SELECT * FROM rl_sd WHERE NOT today AND session_id NOT IN (SELECT session_id FROM rl_old)",
+    }
+
 
 _TOTALS = f"""
 SELECT $site, $day, '', NULL,
@@ -79,34 +95,39 @@ SELECT $site, $day, '', NULL,
   coalesce(sum(t1 - t0) FILTER (WHERE cont), 0)
 FROM rl_vis"""
 
+# Each dimension's rows are sums of 0/1 terms per distinct pair, grouped by value, so each set of pairs is
+# formed once (columns: migrations/007_day_rollups.sql).
 _EVENT_DIM = f"""
-WITH tv AS (SELECT DISTINCT {{col}} AS value, vid FROM rl_ev WHERE today),
-     cv AS (SELECT value, count(*) AS n FROM (SELECT * FROM tv INTERSECT
-            SELECT DISTINCT {{col}}, vid FROM rl_ev WHERE NOT today) GROUP BY value),
-     ts AS (SELECT DISTINCT {{col}} AS value, session_id FROM rl_ev WHERE today),
-     cs AS (SELECT value, count(*) AS n FROM (SELECT * FROM ts INTERSECT
-            SELECT DISTINCT {{col}}, session_id FROM rl_ev WHERE NOT today) GROUP BY value),
-     b AS (SELECT {{col}} AS value, count(DISTINCT vid) AS visitors, count(DISTINCT session_id) AS visits,
-                  count(*) FILTER (WHERE {_PV}) AS pageviews, count(*) FILTER (WHERE name <> 'engagement') AS events
-           FROM rl_ev WHERE today GROUP BY 1)
-SELECT $site, $day, $dim, b.value, b.visitors, coalesce(cv.n, 0), 0, 0, b.visits, coalesce(cs.n, 0), 0,
-       b.pageviews, b.events, 0, 0, 0, 0, 0, 0
-FROM b LEFT JOIN cv ON cv.value IS NOT DISTINCT FROM b.value LEFT JOIN cs ON cs.value IS NOT DISTINCT FROM b.value"""
+WITH t AS (SELECT {{col}} AS value, vid, session_id, name FROM rl_ev WHERE today),
+     y AS (SELECT {{col}} AS value, vid, session_id FROM rl_ev WHERE NOT today),
+     tv AS MATERIALIZED (SELECT DISTINCT value, vid FROM t),
+     ts AS MATERIALIZED (SELECT DISTINCT value, session_id FROM t),
+     terms(value, visitors, carried, visits, visits_carried, pageviews, events) AS (
+       SELECT value, 1, 0, 0, 0, 0, 0 FROM tv
+       UNION ALL SELECT value, 0, 1, 0, 0, 0, 0 FROM (SELECT * FROM tv INTERSECT SELECT DISTINCT value, vid FROM y)
+       UNION ALL SELECT value, 0, 0, 1, 0, 0, 0 FROM ts
+       UNION ALL SELECT value, 0, 0, 0, 1, 0, 0 FROM (SELECT * FROM ts INTERSECT
+                                                     SELECT DISTINCT value, session_id FROM y)
+       UNION ALL SELECT value, 0, 0, 0, 0, count(*) FILTER (WHERE {_PV}), count(*) FILTER (WHERE name <> 'engagement')
+                 FROM t GROUP BY value)
+SELECT $site, $day, $dim, value, sum(visitors), sum(carried), 0, 0, sum(visits), sum(visits_carried), 0,
+       sum(pageviews), sum(events), 0, 0, 0, 0, 0, 0
+FROM terms GROUP BY value"""
 
 _VISIT_DIM = """
-WITH own AS (SELECT {col} AS value, vid FROM rl_vis WHERE NOT cont),
-     con AS (SELECT {col} AS value, vid FROM rl_vis WHERE cont),
-     car AS (SELECT value, count(*) AS n FROM (SELECT DISTINCT * FROM own INTERSECT
-             SELECT DISTINCT {col}, vid FROM rl_yown) GROUP BY value),
-     ovl AS (SELECT value, count(*) AS n FROM (SELECT DISTINCT * FROM con INTERSECT SELECT DISTINCT * FROM own)
-             GROUP BY value),
-     o AS (SELECT value, count(DISTINCT vid) AS visitors, count(*) AS visits FROM own GROUP BY value),
-     c AS (SELECT value, count(DISTINCT vid) AS visitors, count(*) AS visits FROM con GROUP BY value),
-     v AS (SELECT value FROM o UNION SELECT value FROM c)
-SELECT $site, $day, $dim, v.value, coalesce(o.visitors, 0), coalesce(car.n, 0), coalesce(c.visitors, 0),
-       coalesce(ovl.n, 0), coalesce(o.visits, 0), 0, coalesce(c.visits, 0), 0, 0, 0, 0, 0, 0, 0, 0
-FROM v LEFT JOIN o ON o.value IS NOT DISTINCT FROM v.value LEFT JOIN c ON c.value IS NOT DISTINCT FROM v.value
-LEFT JOIN car ON car.value IS NOT DISTINCT FROM v.value LEFT JOIN ovl ON ovl.value IS NOT DISTINCT FROM v.value"""
+WITH own AS MATERIALIZED (SELECT DISTINCT {col} AS value, vid FROM rl_vis WHERE NOT cont),
+     con AS MATERIALIZED (SELECT DISTINCT {col} AS value, vid FROM rl_vis WHERE cont),
+     terms(value, visitors, carried, cont_visitors, cont_overlap, visits, cont_visits) AS (
+       SELECT value, 1, 0, 0, 0, 0, 0 FROM own
+       UNION ALL SELECT value, 0, 1, 0, 0, 0, 0 FROM (SELECT * FROM own INTERSECT
+                                                     SELECT DISTINCT {col}, vid FROM rl_yown)
+       UNION ALL SELECT value, 0, 0, 1, 0, 0, 0 FROM con
+       UNION ALL SELECT value, 0, 0, 0, 1, 0, 0 FROM (SELECT * FROM con INTERSECT SELECT * FROM own)
+       UNION ALL SELECT {col}, 0, 0, 0, 0, count(*) FILTER (WHERE NOT cont), count(*) FILTER (WHERE cont)
+                 FROM rl_vis GROUP BY {col})
+SELECT $site, $day, $dim, value, sum(visitors), sum(carried), sum(cont_visitors), sum(cont_overlap), sum(visits),
+       0, sum(cont_visits), 0, 0, 0, 0, 0, 0, 0, 0
+FROM terms GROUP BY value"""
 
 # Exit page/hostname: a visit's last pageview depends on where the range ends, so a visit over midnight
 # (begun yesterday, Y, going on today, T) counts on the day it began with the exit of that day alone, and
@@ -153,7 +174,7 @@ ROW_COLUMNS = ("site, day, dim, value, visitors, carried, cont_visitors, cont_ov
 
 
 def dim_rows(dim: str) -> str:
-    """The SELECT of one site-day's rows of one dimension ('' = totals), over the PREP tables."""
+    """The SELECT of one site-day's rows of one dimension ('' = totals), over the tables of `prep`."""
     if not dim:
         return _TOTALS
     if dim in EVENT_DIMS:
@@ -171,7 +192,7 @@ def day_query(dim: str, suffix: str) -> str:
     parameters renamed ($d -> $d{suffix}, ...) so several days fit in one statement. Columns: `status` (true on
     the one status row), then ROW_COLUMNS; the status row carries far_ids and entry_split as visitors and
     carried."""
-    ctes = [f"{name} AS MATERIALIZED ({text})" for name, text in PREP.items()]
+    ctes = [f"{name} AS MATERIALIZED ({text})" for name, text in prep(dim).items()]
     ctes.append(f"r({ROW_COLUMNS}) AS ({dim_rows(dim)})")
     ctes.append(f"s({STATUS_COLUMNS}) AS ({_STATUS})")
     zeros = ", ".join("0" for _ in ROW_COLUMNS.split(", ")[6:])
@@ -195,7 +216,8 @@ def build_day(con, site: str, day: dt.date, tz_name: str) -> None:
     """(Re)build one site-day: DELETE + INSERT in one transaction."""
     b = bounds(day, tz_name)
     params = {"site": site, **b}
-    for name, text in PREP.items():
+    tables = prep()
+    for name, text in tables.items():
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {text}",
                     {k: v for k, v in params.items() if re.search(rf"\${k}\b", text)})
     key = {"site": site, "day": day}
@@ -211,7 +233,7 @@ def build_day(con, site: str, day: dt.date, tz_name: str) -> None:
     except Exception:
         con.execute("ROLLBACK")
         raise
-    for table in PREP:
+    for table in tables:
         con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
