@@ -9,7 +9,7 @@ the last `rebuild` finished days, which absorbs late events. The algebra that
 turns these rows into exact answers for a range of days is in reports/rollup.py
 and reports/METRICS.md, "Daily rollups".
 
-The per-day SQL is kept as plain SELECTs (`prep`, `dim_rows`, _STATUS) because
+The per-day SQL is kept as plain SELECTs (`prep`, `dim_rows`, `status`) because
 the reader runs the very same text, as CTEs, for days not rolled up yet
 (today, or a day the job has not reached): `day_query` is that form.
 """
@@ -35,6 +35,7 @@ VISIT_DIMS = {  # visit dimension -> column of the per-visit-day row (first valu
     "visit:browser_version": "browser_version", "visit:os": "os", "visit:os_version": "os_version",
     "visit:entry_page": "entry_page", "visit:entry_page_hostname": "entry_host",
 }
+ENTRY_DIMS = ("visit:entry_page", "visit:entry_page_hostname")  # checked by entry_split
 EXIT_DIMS = {"visit:exit_page": "exit_page", "visit:exit_page_hostname": "exit_host"}  # last pageview: since v2
 _FIRST = [c for c in VISIT_DIMS.values() if c not in ("entry_page", "entry_host")]
 _PV = "name = 'pageview'"
@@ -141,15 +142,15 @@ _EXIT_DIM = """
 WITH vis AS (SELECT {col} AS value, CASE WHEN has_pv THEN {col} ELSE y_{col} END AS whole, vid, cont FROM rl_vis),
      yv AS (SELECT {col} AS value, vid, session_id IN (SELECT session_id FROM rl_vis WHERE cont) AS went_on
             FROM rl_yown),
-     d AS (SELECT DISTINCT value, vid FROM vis WHERE NOT cont),
+     d AS MATERIALIZED (SELECT DISTINCT value, vid FROM vis WHERE NOT cont),
      ci AS (SELECT DISTINCT value, vid FROM vis WHERE cont),
      cf AS (SELECT DISTINCT whole AS value, vid FROM vis WHERE cont),
      yo AS (SELECT DISTINCT value, vid FROM yv WHERE NOT went_on),
      yc AS (SELECT DISTINCT value, vid FROM yv WHERE went_on),
      terms(value, visitors, carried, cont_visitors, cont_overlap, visits, visits_carried, cont_visits) AS (
        SELECT value, 1, 0, 0, 0, 0, 0, 0 FROM d
-       UNION ALL SELECT value, 0, 1, 0, 0, 0, 0, 0 FROM ((SELECT * FROM d UNION SELECT * FROM cf) INTERSECT
-                                                        SELECT * FROM yo)
+       UNION ALL SELECT value, 0, 1, 0, 0, 0, 0, 0 FROM ((SELECT * FROM d INTERSECT SELECT * FROM yo) UNION
+                                                        (SELECT * FROM cf INTERSECT SELECT * FROM yo))
        UNION ALL SELECT value, 0, -1, 0, 0, 0, 0, 0 FROM (SELECT * FROM cf EXCEPT SELECT * FROM d)
        UNION ALL SELECT value, 0, 1, 0, 0, 0, 0, 0 FROM (SELECT * FROM yc EXCEPT SELECT * FROM yo)
        UNION ALL SELECT value, 0, 0, 1, 0, 0, 0, 0 FROM ci
@@ -164,9 +165,16 @@ FROM terms GROUP BY value"""
 
 _STATUS = """
 SELECT $site, $day, $tz, (SELECT count(*) FROM rl_ev WHERE today),
-  (SELECT count(*) FROM (SELECT vid FROM rl_vis INTERSECT SELECT vid FROM rl_old))
-  + (SELECT count(*) FROM rl_vis WHERE session_id IN (SELECT session_id FROM rl_old)),
-  (SELECT count(*) FROM rl_vis WHERE cont AND NOT y_pv AND has_pv), now(), $version"""
+  (SELECT count(*) FROM (SELECT vid FROM rl_ev WHERE today INTERSECT SELECT vid FROM rl_old))
+  + (SELECT count(DISTINCT session_id) FROM rl_ev WHERE today AND session_id IN (SELECT session_id FROM rl_old)),
+  {entry_split}, now(), $version"""
+_ENTRY_SPLIT = "(SELECT count(*) FROM rl_vis WHERE cont AND NOT y_pv AND has_pv)"
+
+
+def status(entry_split: bool = True) -> str:
+    """The SELECT of a site-day's status row; the reader leaves out entry_split (0) unless it reads entry pages,
+    so that event dimensions need no per-visit rows."""
+    return _STATUS.format(entry_split=_ENTRY_SPLIT if entry_split else "0")
 STATUS_COLUMNS = "site, day, tz, events, far_ids, entry_split, built_at, version"
 ROW_COLUMNS = ("site, day, dim, value, visitors, carried, cont_visitors, cont_overlap, visits, visits_carried, "
                "cont_visits, pageviews, events, engaged, engaged_next, cont_engaged, duration_us, duration_next_us, "
@@ -194,7 +202,7 @@ def day_query(dim: str, suffix: str) -> str:
     carried."""
     ctes = [f"{name} AS MATERIALIZED ({text})" for name, text in prep(dim).items()]
     ctes.append(f"r({ROW_COLUMNS}) AS ({dim_rows(dim)})")
-    ctes.append(f"s({STATUS_COLUMNS}) AS ({_STATUS})")
+    ctes.append(f"s({STATUS_COLUMNS}) AS ({status(dim in ENTRY_DIMS)})")
     zeros = ", ".join("0" for _ in ROW_COLUMNS.split(", ")[6:])
     text = (f"WITH {', '.join(ctes)} SELECT false AS status, {ROW_COLUMNS} FROM r UNION ALL "
             f"SELECT true, site, day, $dim, NULL, far_ids, entry_split, {zeros} FROM s")
@@ -227,7 +235,7 @@ def build_day(con, site: str, day: dt.date, tz_name: str) -> None:
         con.execute("DELETE FROM rollup_status WHERE site = $site AND day = $day", key)
         for dim in ALL_DIMS:
             con.execute(f"INSERT INTO rollup_days {dim_rows(dim)}", {**key, "dim": dim} if dim else key)
-        con.execute(f"INSERT INTO rollup_status ({STATUS_COLUMNS}) {_STATUS}",
+        con.execute(f"INSERT INTO rollup_status ({STATUS_COLUMNS}) {status()}",
                     {**key, "tz": tz_name, "version": VERSION})
         con.execute("COMMIT")
     except Exception:

@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 
-from collector.rollups import EVENT_DIMS, EXIT_DIMS, ROW_COLUMNS, VERSION, VISIT_DIMS, bounds, day_query
+from collector.rollups import ENTRY_DIMS, EVENT_DIMS, EXIT_DIMS, ROW_COLUMNS, VERSION, VISIT_DIMS, bounds, day_query
 from reports.query import dimensions as dims
 from reports.query import metrics as mets
 
@@ -39,7 +39,6 @@ TOTALS = {"visitors", "visits", "pageviews", "events", "bounce_rate", "visit_dur
 EVENT = {"visitors", "visits", "pageviews", "events"}
 VISIT = {"visitors", "visits"}
 DAY = "time:day"  # one bucket per rolled-up day: that day's totals row (visits: begun that day or before)
-ENTRY = ("visit:entry_page", "visit:entry_page_hostname")
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 MAX_RAW_DAYS = 2  # today, and yesterday until the job has rolled it up (its first hour); more: the raw path
 
@@ -79,7 +78,7 @@ def _flagged(dim: str, a: dt.date, statuses: list[tuple[dt.date, int, int]]) -> 
     """True when a day's checks forbid the algebra over a range starting on `a`: an id or visit of a day after
     the first also seen two days before it (it could then be on three days of [a - 1, b]), or, for entry pages,
     a visit begun the day before whose first pageview is on this day."""
-    return any(day > a and (far or (split and dim in ENTRY)) for day, far, split in statuses)
+    return any(day > a and (far or (split and dim in ENTRY_DIMS)) for day, far, split in statuses)
 
 
 def _plan(con, query, period, dim: str) -> list[dt.date] | None:
@@ -154,7 +153,7 @@ def rows(con, query, period) -> dict[tuple, dict] | None:
     with_src, params = _source(query, period, dim, raw)
     # the raw days' checks, as _flagged reads them (status rows: far_ids in `visitors`, entry_split in `carried`)
     check = (f"(SELECT count(*) FROM st WHERE day > $a AND (visitors > 0 OR (carried > 0 AND "
-             f"{'true' if dim in ENTRY else 'false'}))) AS flagged")
+             f"{'true' if dim in ENTRY_DIMS else 'false'}))) AS flagged")
     if dim == DAY:
         return _days(con, query, with_src, check, params)
     if dim in VISIT_DIMS or dim in EXIT_DIMS:
