@@ -243,3 +243,20 @@ def test_ids_on_three_days_turn_the_rollups_off(tmp_path, monkeypatch):
     ask(con, "shop.example", str(day - dt.timedelta(days=2)), str(day), TOTALS, [], monkeypatch, used=False)
     ask(con, "shop.example", str(day), str(day), TOTALS, [], monkeypatch)  # alone, the day is exact
     con.close()
+
+
+def test_an_id_on_the_day_before_the_range_and_its_second_day_turns_the_rollups_off(tmp_path, monkeypatch):
+    """A visit over midnight into the range's first day and another visit of that id a day later: the id is on
+    three days, which the daily salt never does; the rollups would count it twice, so they must decline."""
+    t0 = dt.datetime(2026, 10, 20, 23, 50, tzinfo=dt.UTC)
+    rows = [_event("shop.example", "pageview", t0 + dt.timedelta(minutes=m), "/", 42, 0, country="DE")
+            for m in (0, 20)]
+    rows.append(_event("shop.example", "pageview", t0 + dt.timedelta(days=1, hours=12), "/", 42, 0, country="DE"))
+    write_store(tmp_path, sessionize(rows))
+    con = duckdb.connect(str(tmp_path / "strana.duckdb"))
+    rollups.build_pending(con, lambda s: "UTC", now=NOW)
+    got = ask(con, "shop.example", "2026-10-21", "2026-10-22", ["visitors"], ["visit:country"], monkeypatch,
+              used=False)
+    assert got["results"] == [{"dimensions": ["DE"], "metrics": [1]}]
+    ask(con, "shop.example", "2026-10-22", "2026-10-22", ["visitors"], ["visit:country"], monkeypatch)
+    con.close()
