@@ -1,4 +1,4 @@
-"""Build the daily rollups (migration 007) that answer unfiltered dashboard cards without scanning events.
+"""Build the daily rollups (migrations 007-008) that answer unfiltered dashboard cards without scanning events.
 
 One site-day at a time, in the site's time zone, from the events of that day
 and the day before (plus the ids and visits of the day before that, for the
