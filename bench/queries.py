@@ -167,9 +167,11 @@ def storage(path: Path) -> None:
     print("column compression:", ", ".join(f"{c}={comp}" for c, _, comp in sorted(rows))[:1500])
 
 
-def build(path: Path) -> None:
+def build(path: Path, again: bool) -> None:
     con = duckdb.connect(str(path))
     migrate.apply(con)
+    if again:
+        con.execute("DELETE FROM rollup_status")
     t = time.perf_counter()
     now = dt.datetime.combine(END, dt.time(1, 30), tzinfo=dt.UTC)
     n = rollups.build_pending(con, lambda site: "UTC", now=now, rebuild=0)
@@ -249,6 +251,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("/tmp/strana-bench"))
     ap.add_argument("--reseed", action="store_true", help="seed again even if the file exists")
     ap.add_argument("--storage-only", action="store_true", help="seed and report bytes per event, no timing")
+    ap.add_argument("--rebuild-rollups", action="store_true", help="build (and time) every day's rollups again")
     ap.add_argument("--periods", default=",".join(PERIODS),
                     help=f"comma-separated periods to time, of {', '.join(PERIODS)} (default: all)")
     ap.add_argument("--event-id", choices=("v4", "v7"), default="v7",
@@ -260,7 +263,7 @@ def main() -> None:
         seed(path, args.events, args.event_id)
     storage(path)
     if not args.storage_only:
-        build(path)
+        build(path, args.rebuild_rollups)
     if not args.storage_only:
         bench(path, args.runs, [p for p in args.periods.split(",") if p])
 
