@@ -10,12 +10,16 @@ prefix + a counter; --event-id, --client-ids for other mixes) and the
 visit rollups put_session stamps (visit_seq, interaction_seq, duration_delta:
 computed here with window functions, as migration 005 backfills them). Visitor ids are keyed by the UTC
 day the visit began, as the daily salt and put_session's prev_visitor_id make them. Builds the daily rollups
-(migration 007, collector/rollups.py; timed once per store), prints bytes per event (the whole file / the
-events) and each column's share (bench/storage.py). Then times, through the real query layer
+(migrations 007-008, collector/rollups.py; the days not built yet, or built by an older rollup version, are
+built and timed), prints bytes per event (the whole file / the events) and each column's share
+(bench/storage.py). Then times, through the real query layer
 (reports/query: parse → plan → SQL → result, in process, no HTTP), the queries
 a dashboard's first load makes: p50/p95 per query over --runs runs, and the
-whole first load run sequentially. Prints numbers, asserts nothing. The machine
-is shared, so numbers are noisy: compare runs on the same machine.
+whole first load run sequentially, for several periods (--periods): `30d` and `7d` (whole days, all rolled
+up), `month` and `day` with today = the data's last day (2026-10-31) *not* rolled up (its rollups are hidden
+in a transaction that is rolled back), as the dashboard sees them before the hourly job has run; then `30d`
+again without rollups (the raw path). The seeded file is kept and reused (--reseed to seed again).
+Prints numbers, asserts nothing. The machine is shared, so numbers are noisy: compare runs on the same machine.
 """
 
 from __future__ import annotations
@@ -110,13 +114,23 @@ ORDER BY ts;
 """
 
 
-def dashboard(period: str = "30d") -> list[tuple[str, dict]]:
-    base = {"site_id": SITE, "date_range": period, "date": END.isoformat()}
+TODAY = END - dt.timedelta(days=1)  # the data's last day, taken as today by `month` and `day`
+PERIODS = {  # name -> (date_range, the request's today, the first day whose rollups are hidden or None)
+    "30d": ("30d", END, None),
+    "7d": ("7d", END, None),
+    "month": ("month", TODAY, TODAY),
+    "day": ("day", TODAY, TODAY),
+}
+
+
+def dashboard(period: str = "30d", today: dt.date = END) -> list[tuple[str, dict]]:
+    base = {"site_id": SITE, "date_range": period, "date": today.isoformat()}
+    series = "time:day" if period != "day" else "time:hour"  # what `time` means for the period
     cards = [
         ("aggregate+comparison", {"metrics": ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate",
                                               "visit_duration"],
                                   "include": {"comparisons": {"mode": "previous_period"}}}),
-        ("timeseries:day", {"metrics": ["visitors"], "dimensions": ["time:day"]}),
+        (f"timeseries:{series[5:]}", {"metrics": ["visitors"], "dimensions": [series]}),
     ]
     for dim in ("event:page", "visit:entry_page", "visit:exit_page", "visit:source", "visit:channel",
                 "visit:country", "visit:device", "visit:browser", "visit:os", "event:name"):
@@ -191,35 +205,46 @@ def _rolled_up(path: Path) -> bool:
         con.close()
 
 
-def build(path: Path) -> None:
+def build(path: Path, again: bool) -> None:
     con = duckdb.connect(str(path))
-    if con.execute("SELECT count(*) FROM rollup_status").fetchone()[0] == 0:
-        t = time.perf_counter()
-        now = dt.datetime.combine(END, dt.time(1, 30), tzinfo=dt.UTC)
-        n = rollups.build_pending(con, lambda site: "UTC", now=now, rebuild=0)
-        took = time.perf_counter() - t
+    migrate.apply(con)
+    if again:
+        con.execute("DELETE FROM rollup_status")
+    t = time.perf_counter()
+    now = dt.datetime.combine(END, dt.time(1, 30), tzinfo=dt.UTC)
+    n = rollups.build_pending(con, lambda site: "UTC", now=now, rebuild=0)
+    took = time.perf_counter() - t
+    if n:
         con.execute("CHECKPOINT")
-        print(f"daily rollups: {n} site-days built in {took:.1f} s ({took / max(n, 1):.2f} s per site-day)")
+        print(f"daily rollups (version {rollups.VERSION}): {n} site-days built in {took:.1f} s "
+              f"({took / n:.2f} s per site-day)")
     rows = con.execute("SELECT count(*) FROM rollup_days").fetchone()[0]
     print(f"daily rollups: {rows:,} rows")
     con.close()
 
 
-def bench(path: Path, runs: int) -> None:
+def bench(path: Path, runs: int, periods: list[str]) -> None:
+    for name in periods:
+        period, today, hidden = PERIODS[name]
+        note = f", rollups of {hidden} and after hidden (not rolled up yet)" if hidden else ""
+        print(f"\n== {name}: date_range {period!r}, today {today}{note} ==")
+        bench_once(path, runs, period, today, hidden)
     real = rollup.rows
-    print("\n== with daily rollups ==")
-    bench_once(path, runs)
     rollup.rows = lambda *args: None
     try:
-        print("\n== without (raw path) ==")
-        bench_once(path, runs)
+        print("\n== 30d without rollups (raw path) ==")
+        bench_once(path, runs, "30d", END, None)
     finally:
         rollup.rows = real
 
 
-def bench_once(path: Path, runs: int) -> None:
-    con = duckdb.connect(str(path), read_only=True)
-    cards = dashboard()
+def bench_once(path: Path, runs: int, period: str, today: dt.date, hidden: dt.date | None) -> None:
+    con = duckdb.connect(str(path))
+    if hidden:  # as before the job reaches the day: its rows deleted in a transaction rolled back at the end
+        con.execute("BEGIN")
+        for table in ("rollup_days", "rollup_status"):
+            con.execute(f"DELETE FROM {table} WHERE day >= $d", {"d": hidden})
+    cards = dashboard(period, today)
     times: dict[str, list[float]] = {name: [] for name, _ in cards}
     loads, yardstick = [], []
     start = dt.datetime.combine(END - dt.timedelta(days=30), dt.time(), tzinfo=dt.UTC)
@@ -238,10 +263,12 @@ def bench_once(path: Path, runs: int) -> None:
             times[name].append((time.perf_counter() - t) * 1000)
         loads.append((time.perf_counter() - t_load) * 1000)
     threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+    if hidden:
+        con.execute("ROLLBACK")
     con.close()
     unit = statistics.median(yardstick)
     print(f"\n{'query':32} {'p50 ms':>8} {'p95 ms':>8} {'p50/count(*)':>13}   (runs={runs}, DuckDB threads={threads})")
-    print(f"{'yardstick: count(*) of period':32} {unit:8.1f} {_p95(yardstick):8.1f} {1:13.1f}")
+    print(f"{'yardstick: count(*) of 30 days':32} {unit:8.1f} {_p95(yardstick):8.1f} {1:13.1f}")
     for name, values in times.items():
         p50 = statistics.median(values)
         print(f"{name:32} {p50:8.1f} {_p95(values):8.1f} {p50 / unit:13.1f}")
@@ -262,6 +289,9 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("/tmp/strana-bench"))
     ap.add_argument("--reseed", action="store_true", help="seed again even if the file exists")
     ap.add_argument("--storage-only", action="store_true", help="seed and report bytes per event, no timing")
+    ap.add_argument("--rebuild-rollups", action="store_true", help="build (and time) every day's rollups again")
+    ap.add_argument("--periods", default=",".join(PERIODS),
+                    help=f"comma-separated periods to time, of {', '.join(PERIODS)} (default: all)")
     ap.add_argument("--event-id", choices=tuple(EVENT_IDS), default="seq",
                     help="event_id layout: seq (prefix + counter, as ingest makes them), v7 (ms + random, as "
                          "ingest made them before) or v4 (random)")
@@ -277,10 +307,10 @@ def main() -> None:
     if args.reseed or not path.exists():
         seed(path, args.events, args.event_id, args.client_ids, args.checkpoint_every)
     if not args.storage_only:
-        build(path)
+        build(path, args.rebuild_rollups)
     storage(path)
     if not args.storage_only:
-        bench(path, args.runs)
+        bench(path, args.runs, [p for p in args.periods.split(",") if p])
 
 
 if __name__ == "__main__":

@@ -52,8 +52,9 @@ def job_table(runtime) -> list[tuple[str, object, callable, tuple]]:
         # finished days: small files merged into one; inputs deleted a grace period later (resumable)
         jobs.append(("compaction", CronTrigger(minute=5, timezone="UTC"), compact_lake, (runtime,)))
     else:
-        # daily rollups (migration 007) of finished site-days in each site's zone, the last 2 rebuilt for late
-        # events; the stats API reads them for unfiltered whole-day cards (reports/rollup.py); resumable
+        # daily rollups (migrations 007-008) of finished site-days in each site's zone (days of an older rollup
+        # version again), the last 2 rebuilt for late events; the stats API reads them for unfiltered whole-day
+        # cards, today computed on the fly (reports/rollup.py); resumable
         jobs.append(("rollups", CronTrigger(minute=15, timezone="UTC"), build_rollups, (runtime,)))
     return jobs
 

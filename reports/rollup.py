@@ -10,18 +10,28 @@ rows, corrected at the day boundaries (columns in migrations/007_day_rollups.sql
 which is exact when a visitor id, and a visit, lives on at most two consecutive
 local days: ids are keyed by a daily salt and a visit over midnight keeps
 yesterday's id, so this holds; the builder counts exceptions (`far_ids`) and a
-range that contains one is not answered here. Anything this module does not
-cover exactly returns None, and the caller takes the raw path: filters, time
-or several dimensions, metrics other than those below, ranges that are not
-whole days, or any day of the range not rolled up under the site's current
-zone (today, future days of `month`, a new zone). See reports/METRICS.md, "Daily rollups".
+range that contains one after its first day is not answered here.
+
+Days of the range not rolled up yet (today, a day the hourly job has not
+reached) are computed on the fly from raw events by the builder's own SQL
+(`collector.rollups.day_query`, the same text restricted to that day) and
+summed with the rolled-up days by the same formula, in one statement; days
+without events add nothing. Anything this module does not cover exactly
+returns None, and the caller takes the raw path: filters, time or several
+dimensions, metrics other than those below, ranges that are not whole days,
+ranges with no rolled-up day or more than MAX_RAW_DAYS days to compute.
+See reports/METRICS.md, "Daily rollups".
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+from zoneinfo import ZoneInfo
+
 import duckdb
 
-from collector.rollups import EVENT_DIMS, VISIT_DIMS
+from collector.rollups import ENTRY_DIMS, EVENT_DIMS, EXIT_DIMS, ROW_COLUMNS, VERSION, VISIT_DIMS, bounds, day_query
 from reports.query import dimensions as dims
 from reports.query import metrics as mets
 
@@ -29,6 +39,8 @@ TOTALS = {"visitors", "visits", "pageviews", "events", "bounce_rate", "visit_dur
 EVENT = {"visitors", "visits", "pageviews", "events"}
 VISIT = {"visitors", "visits"}
 DAY = "time:day"  # one bucket per rolled-up day: that day's totals row (visits: begun that day or before)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+MAX_RAW_DAYS = 2  # today, and yesterday until the job has rolled it up (its first hour); more: the raw path
 
 _SUMS = """
 SELECT {value} AS value,
@@ -41,7 +53,7 @@ SELECT {value} AS value,
     + coalesce(sum(cont_engaged) FILTER (WHERE day = $a), 0) AS engaged,
   coalesce(sum(duration_us), 0) + coalesce(sum(duration_next_us) FILTER (WHERE day > $a), 0)
     + coalesce(sum(cont_duration_us) FILTER (WHERE day = $a), 0) AS duration_us
-FROM rollup_days WHERE site = $site AND dim = $dim AND day BETWEEN $a AND $b{group}"""
+FROM src{group}"""
 
 # the same expressions (and so the same NULLs and rounding) as reports/query/fast.py's totals
 _METRICS = {
@@ -57,22 +69,74 @@ def covered(query, period) -> str | None:
     if query.filters or not period.whole_days or len(query.dimensions) > 1:
         return None
     dim = query.dimensions[0] if query.dimensions else ""
-    allowed = (TOTALS if not dim else EVENT if dim in EVENT_DIMS or dim == DAY else VISIT if dim in VISIT_DIMS
-               else set())
+    allowed = (TOTALS if not dim else EVENT if dim in EVENT_DIMS or dim == DAY
+               else VISIT if dim in VISIT_DIMS or dim in EXIT_DIMS else set())
     return dim if query.metrics and set(query.metrics) <= allowed else None
 
 
-def _days_ready(con, query, period, dim: str) -> bool:
+def _flagged(dim: str, a: dt.date, statuses: list[tuple[dt.date, int, int]]) -> bool:
+    """True when a day's checks forbid the algebra over a range starting on `a`: an id or visit of a day after
+    the first also seen two days before it (it could then be on three days of [a - 1, b]), or, for entry pages,
+    a visit begun the day before whose first pageview is on this day."""
+    return any(day > a and (far or (split and dim in ENTRY_DIMS)) for day, far, split in statuses)
+
+
+def _plan(con, query, period, dim: str) -> list[dt.date] | None:
+    """The days of the period to compute from raw events, or None when the rollups cannot answer."""
     a, b = period.first_day, period.last_day
-    row = con.execute(
-        "SELECT count(*) FILTER (WHERE tz = $tz), coalesce(max(far_ids) FILTER (WHERE day >= $a + 2), 0), "
-        "coalesce(max(entry_split) FILTER (WHERE day > $a), 0) FROM rollup_status "
-        "WHERE site = $site AND day BETWEEN $a AND $b", {"tz": query.tz_name, "a": a, "b": b, "site": query.site}
-    ).fetchone()
-    ready, far, split = row
-    if ready != (b - a).days + 1 or far:
-        return False
-    return not (split and dim in ("visit:entry_page", "visit:entry_page_hostname"))
+    need = VERSION if dim in EXIT_DIMS else 1
+    fetched = con.execute(
+        "SELECT day, far_ids, entry_split FROM rollup_status WHERE site = $site AND day BETWEEN $a AND $b "
+        "AND tz = $tz AND coalesce(version, 1) >= $need",
+        {"site": query.site, "a": a, "b": b, "tz": query.tz_name, "need": need}).fetchall()
+    if not fetched or _flagged(dim, a, fetched):
+        return None
+    ready = {day for day, _, _ in fetched}
+    missing = [a + dt.timedelta(days=i) for i in range((b - a).days + 1) if a + dt.timedelta(days=i) not in ready]
+    raw = _with_events(con, query, missing)
+    return raw if len(raw) <= MAX_RAW_DAYS else None
+
+
+def _with_events(con, query, missing: list[dt.date]) -> list[dt.date]:
+    """Of the missing days, those that may hold events (a day without events has no rows): per run of
+    consecutive days, the days between its first and last event."""
+    out, runs = [], []
+    for day in missing:
+        if runs and day == runs[-1][-1] + dt.timedelta(days=1):
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    for run in runs:
+        start, end = bounds(run[0], query.tz_name)["d"], bounds(run[-1], query.tz_name)["e"]
+        lo, hi = con.execute('SELECT epoch_us(min("timestamp")), epoch_us(max("timestamp")) FROM events '
+                             'WHERE site = $site AND "timestamp" >= $start AND "timestamp" < $end',
+                             {"site": query.site, "start": start, "end": end}).fetchone()
+        if lo is not None:
+            first, last = ((EPOCH + dt.timedelta(microseconds=us)).astimezone(ZoneInfo(query.tz_name)).date()
+                           for us in (lo, hi))
+            out += [d for d in run if first <= d <= last]
+    return out
+
+
+def _source(query, period, dim: str, raw: list[dt.date]) -> tuple[str, dict]:
+    """`WITH src AS (the period's rows of dim), st AS (the raw days' status rows)` and its parameters."""
+    row_dim = "" if dim == DAY else dim
+    params = {"site": query.site, "dim": row_dim, "a": period.first_day, "b": period.last_day, "raw": raw,
+              "tz": query.tz_name, "version": VERSION}
+    parts = [f"SELECT false AS status, {ROW_COLUMNS} FROM rollup_days WHERE site = $site AND dim = $dim "
+             "AND day BETWEEN $a AND $b AND NOT list_contains($raw::DATE[], day)"]
+    for i, day in enumerate(raw):
+        parts.append(f"SELECT * FROM ({day_query(row_dim, f'_{i}')})")
+        params.update({f"{k}_{i}": v for k, v in bounds(day, query.tz_name).items()})
+        params[f"day_{i}"] = day
+    text = (f"WITH rows AS MATERIALIZED ({' UNION ALL '.join(parts)}), "
+            "src AS (SELECT * FROM rows WHERE NOT status), st AS (SELECT * FROM rows WHERE status)")
+    return text, params
+
+
+def _used(text: str, params: dict) -> dict:
+    """DuckDB refuses parameters a statement does not name."""
+    return {k: v for k, v in params.items() if re.search(rf"\${k}\b", text)}
 
 
 def rows(con, query, period) -> dict[tuple, dict] | None:
@@ -81,14 +145,18 @@ def rows(con, query, period) -> dict[tuple, dict] | None:
     if dim is None:
         return None
     try:
-        if not _days_ready(con, query, period, dim):
-            return None
-    except duckdb.CatalogException:  # a store without migration 007
+        raw = _plan(con, query, period, dim)
+    except (duckdb.CatalogException, duckdb.BinderException):  # a store without migrations 007-008
         return None
-    params = {"site": query.site, "dim": dim, "a": period.first_day, "b": period.last_day}
+    if raw is None:
+        return None
+    with_src, params = _source(query, period, dim, raw)
+    # the raw days' checks, as _flagged reads them (status rows: far_ids in `visitors`, entry_split in `carried`)
+    check = (f"(SELECT count(*) FROM st WHERE day > $a AND (visitors > 0 OR (carried > 0 AND "
+             f"{'true' if dim in ENTRY_DIMS else 'false'}))) AS flagged")
     if dim == DAY:
-        return _days(con, query, params)
-    if dim in VISIT_DIMS:
+        return _days(con, query, with_src, check, params)
+    if dim in VISIT_DIMS or dim in EXIT_DIMS:
         value = dims.visit_expr(dim).replace(f"s.{dims.visit_column(dim)}", "value")
     else:
         value = "value"
@@ -96,20 +164,26 @@ def rows(con, query, period) -> dict[tuple, dict] | None:
     if dim in dims.SKIP_EMPTY:
         group += " HAVING value IS NOT NULL"
     select = ", ".join(f"{_METRICS[m]} AS m_{m}" for m in query.metrics)
-    text = f"SELECT value, visits, {select} FROM ({_SUMS.format(value=value if dim else 'NULL', group=group)})"
+    text = (f"{with_src}, sums AS ({_SUMS.format(value=value if dim else 'NULL', group=group)}) "
+            f"SELECT value, visits, {select}, {check} FROM sums")
+    fetched = con.execute(text, _used(text, params)).fetchall()
+    if fetched and fetched[0][-1]:
+        return None
     out: dict[tuple, dict] = {}
-    for value, visits, *metrics in con.execute(text, params).fetchall():
+    for value, visits, *metrics, _ in fetched:
         if dim and not visits:  # a value seen only on visits that began before the range
             continue
         out[(value,) if dim else ()] = {m: mets.tidy(m, v) for m, v in zip(query.metrics, metrics, strict=True)}
     return out
 
 
-def _days(con, query, params: dict) -> dict[tuple, dict]:
+def _days(con, query, with_src: str, check: str, params: dict) -> dict[tuple, dict] | None:
     """time:day: each bucket is a one-day range, so its row is the day's totals with the day as first day."""
     exprs = {"visitors": "visitors", "visits": "visits + cont_visits", "pageviews": "pageviews", "events": "events"}
     select = ", ".join(exprs[m] for m in query.metrics)
-    fetched = con.execute(f"SELECT strftime(day, '%Y-%m-%d'), {select} FROM rollup_days WHERE site = $site "
-                          "AND dim = $dim AND day BETWEEN $a AND $b AND visitors > 0", {**params, "dim": ""}).fetchall()
+    text = f"{with_src} SELECT strftime(day, '%Y-%m-%d'), {select}, {check} FROM src WHERE visitors > 0"
+    fetched = con.execute(text, _used(text, params)).fetchall()
+    if fetched and fetched[0][-1]:
+        return None
     return {(label,): {m: mets.tidy(m, v) for m, v in zip(query.metrics, values, strict=True)}
-            for label, *values in fetched}
+            for label, *values, _ in fetched}

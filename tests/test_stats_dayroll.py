@@ -3,14 +3,19 @@
 The seeded stats rows are re-keyed the way the collector keys visitors: one id
 per visitor per UTC day (the day the visit began: a visit over midnight keeps
 yesterday's id), so ids span two local days in Berlin, and hand-made visits
-cross midnight in both zones. Every answer must come from the rollups, equal
-the raw path's (rollups off) and agree with tests/test_stats_reference.py.
+cross midnight in both zones (exit pages before and after midnight, the same id
+on two days). Every answer must come from the rollups, equal the raw path's
+(rollups off) and agree with tests/test_stats_reference.py — also for ranges
+whose last days are not rolled up (today): those days are computed from raw
+events and summed with the rolled-up ones.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pytest
@@ -30,19 +35,28 @@ DIMS = [("event:page", ["visitors", "visits", "pageviews", "events"]), ("event:n
         ("visit:source", ["visitors", "visits"]), ("visit:channel", ["visitors"]), ("visit:country", ["visitors"]),
         ("visit:device", ["visitors", "visits"]), ("visit:browser", ["visitors"]), ("visit:os", ["visitors"]),
         ("visit:entry_page", ["visitors", "visits"]), ("visit:utm_source", ["visitors", "visits"]),
+        ("visit:exit_page", ["visitors", "visits"]), ("visit:exit_page_hostname", ["visitors", "visits"]),
+        ("event:hostname", ["visitors", "visits", "pageviews"]),
         ("time:day", ["visitors", "visits", "pageviews", "events"])]
 RANGES = [("2026-10-20", "2026-10-20"), ("2026-10-20", "2026-10-21"), ("2026-10-21", "2026-10-21"),
           ("2026-10-14", "2026-10-20"), ("2026-10-21", "2026-11-19"), ("2026-10-10", "2026-11-19")]
 
 
-def crossing(site: str, utc_hours: tuple[int, int]) -> list[dict]:
-    """Visits that run over the site's midnight (23:50 → 00:10 local) on one id, and a next-day visit."""
+def crossing(site: str, utc_hours: tuple[int, ...], days=((10, 20), (10, 27), (11, 18))) -> list[dict]:
+    """Visits that run over the site's midnight (23:50 → 00:10 local) on one id, after an earlier visit of that
+    id on the same day and page; the first id comes back 2 hours after midnight (ids live on two days), the
+    second's part after midnight has no pageview (its exit page is the one before midnight); and a next-day
+    visit of another id."""
     rows = []
-    for n, (day, hour) in enumerate(zip((20, 27), utc_hours, strict=True)):  # DST ends in between
-        t0 = dt.datetime(2026, 10, day, hour, 50, tzinfo=dt.UTC)
-        vid, ses = 10**12 + n, 0
-        for i, (minutes, name, path) in enumerate([(0, "pageview", "/"), (8, "pageview", "/pricing"),
-                                                   (15, "signup", "/pricing"), (20, "pageview", "/docs")]):
+    for n, ((month, day), hour) in enumerate(zip(days, utc_hours, strict=True)):  # DST ends in between
+        t0 = dt.datetime(2026, month, day, hour, 50, tzinfo=dt.UTC)
+        vid, ses = 10**12 + 100 * sorted(ZONES).index(site) + n, 0  # ids (and so visits) per site
+        quiet = n % 2 == 1
+        steps = [(-180, "pageview", "/pricing"), (0, "pageview", "/"), (8, "pageview", "/pricing"),
+                 (15, "signup", "/pricing"), (20, "signup" if quiet else "pageview", "/docs")]
+        if not quiet:
+            steps += [(140, "pageview", "/blog"), (150, "pageview", "/docs")]
+        for i, (minutes, name, path) in enumerate(steps):
             rows.append(_event(site, name, t0 + dt.timedelta(minutes=minutes, seconds=i), path, vid, ses,
                                source="Google" if i == 0 else None, channel="Organic Search" if i == 0 else "Direct",
                                country="DE"))
@@ -66,7 +80,7 @@ def daily_ids(rows: list[dict]) -> list[dict]:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     rows = daily_ids([r for r in generate() if r["site"] in ZONES])
-    rows += sessionize(crossing("shop.example", (23, 23)) + crossing("blog.example", (21, 22)))
+    rows += sessionize(crossing("shop.example", (23, 23, 23)) + crossing("blog.example", (21, 22, 22)))
     path = tmp_path_factory.mktemp("dayroll") / "data"
     write_store(path, rows)
     con = duckdb.connect(str(path / "strana.duckdb"))
@@ -77,7 +91,7 @@ def store(tmp_path_factory):
     con.close()
 
 
-def ask(con, site, a, b, metrics, dims, monkeypatch, used=True, **extra):
+def ask(con, site, a, b, metrics, dims, monkeypatch, used=True, **extra):  # noqa: PLR0913
     body = {"site_id": site, "metrics": metrics, "dimensions": dims, "date_range": [a, b], "date": "2026-11-20",
             **extra}
     calls = []
@@ -99,21 +113,69 @@ def ask(con, site, a, b, metrics, dims, monkeypatch, used=True, **extra):
     return got
 
 
+def check(con, df, site, a, b, monkeypatch, used=True, **extra):
+    """Totals and every covered dimension over [a, b]: from the rollups (or not: `used`), equal to the raw path
+    and to the Polars reference."""
+    tz = ZONES[site]
+    zone = ZoneInfo(tz)
+    start = dt.datetime.combine(dt.date.fromisoformat(a), dt.time(), tzinfo=zone).astimezone(dt.UTC)
+    end = dt.datetime.combine(dt.date.fromisoformat(b) + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+    end = end.astimezone(dt.UTC)
+    got = ask(con, site, a, b, TOTALS, [], monkeypatch, used, **extra)
+    agree(got, reference(df, site, start, end, tz, TOTALS, [], []), TOTALS)
+    for dim, metrics in DIMS:
+        got = ask(con, site, a, b, metrics, [dim], monkeypatch, used, **extra)
+        agree(got, reference(df, site, start, end, tz, metrics, [dim], []), metrics)
+
+
+@contextlib.contextmanager
+def unrolled(con, since: str):
+    """The rollups of the days from `since` on gone, as before the job has reached them (rolled back after)."""
+    con.execute("BEGIN")
+    try:
+        for table in ("rollup_days", "rollup_status"):
+            con.execute(f"DELETE FROM {table} WHERE day >= $d", {"d": dt.date.fromisoformat(since)})
+        yield
+    finally:
+        con.execute("ROLLBACK")
+
+
 @pytest.mark.parametrize("site", list(ZONES))
 def test_rollups_equal_the_raw_path_and_the_reference(store, monkeypatch, site):
     con, df = store
-    tz = ZONES[site]
-    from zoneinfo import ZoneInfo
-    zone = ZoneInfo(tz)
     for a, b in RANGES:
-        start = dt.datetime.combine(dt.date.fromisoformat(a), dt.time(), tzinfo=zone).astimezone(dt.UTC)
-        end = dt.datetime.combine(dt.date.fromisoformat(b) + dt.timedelta(days=1), dt.time(),
-                                  tzinfo=zone).astimezone(dt.UTC)
-        got = ask(con, site, a, b, TOTALS, [], monkeypatch)
-        agree(got, reference(df, site, start, end, tz, TOTALS, [], []), TOTALS)
-        for dim, metrics in DIMS:
-            got = ask(con, site, a, b, metrics, [dim], monkeypatch)
-            agree(got, reference(df, site, start, end, tz, metrics, [dim], []), metrics)
+        check(con, df, site, a, b, monkeypatch)
+
+
+# the last local day with events, taken as today: 23:xx UTC on 2026-11-19 is 00:xx on 11-20 in Berlin
+TODAY = {"shop.example": dt.date(2026, 11, 19), "blog.example": dt.date(2026, 11, 20)}
+
+
+@pytest.mark.parametrize("site", list(ZONES))
+def test_days_not_rolled_up_yet_are_computed_from_raw_events(store, monkeypatch, site):
+    """Today and yesterday not rolled up: their rows come from the builder's SQL over raw events, summed with
+    the rolled-up days; visits run from 11-18 into 11-19 on an id that comes back after midnight."""
+    con, df = store
+    today = TODAY[site]
+    day = {"date": today.isoformat()}
+
+    def ago(n: int) -> str:
+        return (today - dt.timedelta(days=n)).isoformat()
+
+    with unrolled(con, ago(1)):
+        for n in (2, 9, 30):
+            check(con, df, site, ago(n), ago(0), monkeypatch, **day)
+        check(con, df, site, "2026-11-01", "2026-11-30", monkeypatch, date_range="month", **day)
+        check(con, df, site, ago(7), ago(1), monkeypatch, date_range="7d", **day)
+        check(con, df, site, ago(30), ago(1), monkeypatch, date_range="30d", **day)
+        # nothing rolled up in the range: the raw path (cheaper than computing its days the builder's way)
+        check(con, df, site, ago(0), ago(0), monkeypatch, used=False, date_range="day", **day)
+    with unrolled(con, ago(0)):  # only today: visits over midnight start on a rolled-up day
+        for n in (1, 14):
+            check(con, df, site, ago(n), ago(0), monkeypatch, **day)
+        check(con, df, site, "2026-11-01", "2026-11-30", monkeypatch, date_range="month", **day)
+    with unrolled(con, ago(2)):  # more than MAX_RAW_DAYS days to compute: the raw path
+        ask(con, site, "2026-11-01", ago(0), ["visitors"], ["visit:exit_page"], monkeypatch, used=False, **day)
 
 
 def test_the_crossing_visitor_counts_once(store, monkeypatch):
@@ -133,9 +195,10 @@ def test_comparisons_and_fallbacks(store, monkeypatch):
     con, _ = store
     ask(con, "shop.example", "2026-11-01", "2026-11-15", TOTALS, [], monkeypatch,
         include={"comparisons": {"mode": "previous_period"}})
-    # today is not rolled up, nor days before the data; filters and other metrics take the raw path
-    ask(con, "shop.example", "2026-11-10", "2026-11-20", ["visitors"], [], monkeypatch, used=False)
-    ask(con, "blog.example", "2026-10-09", "2026-10-12", ["visitors"], [], monkeypatch, used=False)
+    # today (not rolled up) and days before the data have no events: they add nothing
+    ask(con, "shop.example", "2026-11-10", "2026-11-20", ["visitors"], ["visit:exit_page"], monkeypatch)
+    ask(con, "blog.example", "2026-10-09", "2026-10-12", ["visitors"], [], monkeypatch)
+    # filters and other metrics take the raw path
     ask(con, "shop.example", "2026-11-01", "2026-11-15", ["visitors", "bounce_rate"], ["visit:source"],
         monkeypatch, used=False)
     ask(con, "shop.example", "2026-11-01", "2026-11-15", ["visitors"], ["visit:source"], monkeypatch, used=False,
@@ -156,7 +219,7 @@ def test_rebuild_is_idempotent_and_a_new_zone_is_not_used(store, monkeypatch):
 def test_the_job_is_in_the_table_and_builds_in_the_sites_zone(tmp_path):
     from collector import jobs
 
-    write_store(tmp_path, sessionize(crossing("blog.example", (21, 22))))
+    write_store(tmp_path, sessionize(crossing("blog.example", (21, 22, 22))))
     con = duckdb.connect(str(tmp_path / "strana.duckdb"))
     runtime = SimpleNamespace(settings=SETTINGS, sink=SimpleNamespace(reader=con.cursor), salts=None)
     assert "rollups" in [name for name, *_ in jobs.job_table(runtime)]
@@ -179,4 +242,21 @@ def test_ids_on_three_days_turn_the_rollups_off(tmp_path, monkeypatch):
     day = flagged[-1][0]
     ask(con, "shop.example", str(day - dt.timedelta(days=2)), str(day), TOTALS, [], monkeypatch, used=False)
     ask(con, "shop.example", str(day), str(day), TOTALS, [], monkeypatch)  # alone, the day is exact
+    con.close()
+
+
+def test_an_id_on_the_day_before_the_range_and_its_second_day_turns_the_rollups_off(tmp_path, monkeypatch):
+    """A visit over midnight into the range's first day and another visit of that id a day later: the id is on
+    three days, which the daily salt never does; the rollups would count it twice, so they must decline."""
+    t0 = dt.datetime(2026, 10, 20, 23, 50, tzinfo=dt.UTC)
+    rows = [_event("shop.example", "pageview", t0 + dt.timedelta(minutes=m), "/", 42, 0, country="DE")
+            for m in (0, 20)]
+    rows.append(_event("shop.example", "pageview", t0 + dt.timedelta(days=1, hours=12), "/", 42, 0, country="DE"))
+    write_store(tmp_path, sessionize(rows))
+    con = duckdb.connect(str(tmp_path / "strana.duckdb"))
+    rollups.build_pending(con, lambda s: "UTC", now=NOW)
+    got = ask(con, "shop.example", "2026-10-21", "2026-10-22", ["visitors"], ["visit:country"], monkeypatch,
+              used=False)
+    assert got["results"] == [{"dimensions": ["DE"], "metrics": [1]}]
+    ask(con, "shop.example", "2026-10-22", "2026-10-22", ["visitors"], ["visit:country"], monkeypatch)
     con.close()
