@@ -1,0 +1,218 @@
+"""Soak at the top rate: 10 minutes of wrk flat out (single events + batches + pixels) plus dashboard reads.
+
+    .venv/bin/python bench/soak_max.py [--minutes 10] [--event-connections 48]
+
+bench/soak.py drives the server from one Python process, which tops out near
+200 events/s here; this one uses wrk (Debian package `wrk`), closed-loop, so
+the rate is whatever the embedded server sustains on this machine with the
+mix running at once: wrk on /api/event (--event-connections), a second wrk
+posting batches of 10 (4 connections) and a third loading the pixel (8
+connections), restarted every minute so each minute has its own p99; a
+thread reads the aggregate stats, a stats query and the dashboard page once a
+second. Every event and batch item carries a unique numeric `seq` prop. Samples
+the Granian worker's RSS every 10 s. At the end it reads strana_events_accepted_total
+from /metrics (what the server acknowledged), SIGTERMs, and counts rows per
+seq in the store: lost = accepted - stored, doubled = seqs stored twice.
+Prints per-minute rates, p99 and RSS, the RSS slope after minute 2 and whether
+each minute's p99 stayed within 2x the first minute's. Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ingest import PATHS, REFERRERS, UAS  # noqa: E402
+from serve_support import UA, Server  # noqa: E402
+
+COMMON = """
+local uas = {%(uas)s}
+local refs = {%(refs)s}
+local paths = {%(paths)s}
+local n = 0
+local counter = 1
+setup = function(thread) thread:set("tid", counter); counter = counter + 1 end
+init = function(args) tid = tid or 0; math.randomseed(os.time() + tid * 7919) end  -- tid: set by setup()
+local function seq() n = n + 1; return string.format("%%d", %(base)d + tid * 1000000000 + n) end
+local function ip() return string.format('%%d.%%d.%%d.%%d', math.random(1,223), math.random(0,255),
+  math.random(0,255), math.random(1,254)) end
+local function event(extra)
+  return '{"n":"pageview","u":"https://example.com' .. paths[math.random(#paths)] .. '","d":"example.com","r":"'
+    .. refs[math.random(#refs)] .. '","p":{"seq":"' .. seq() .. '"}' .. extra .. '}'
+end
+"""
+
+REQUEST = {
+    "event": """
+request = function()
+  return wrk.format("POST", "/api/event", {["Content-Type"]="text/plain", ["User-Agent"]=uas[math.random(#uas)],
+    ["X-Forwarded-For"]=ip()}, event(""))
+end""",
+    "batch": """
+request = function()
+  local items = {}
+  for i = 1, 10 do
+    items[i] = event(',"ip":"' .. ip() .. '","user_agent":"' .. uas[math.random(#uas)] .. '"')
+  end
+  return wrk.format("POST", "/api/v1/batch", {["Content-Type"]="application/json"},
+    '{"events":[' .. table.concat(items, ",") .. ']}')
+end""",
+    "pixel": """
+request = function()
+  return wrk.format("GET", "/p.gif?d=example.com&u=https%3A%2F%2Fexample.com" .. paths[math.random(#paths)],
+    {["User-Agent"]=uas[math.random(#uas)], ["X-Forwarded-For"]=ip()})
+end""",
+}
+PER_REQUEST = {"event": 1, "batch": 10, "pixel": 1}
+
+
+def script(kind: str, minute: int) -> str:
+    base = {"event": 1, "batch": 2, "pixel": 3}[kind] * 10**14 + minute * 10**12
+    text = COMMON % {"uas": ",".join(json.dumps(u.format(v=100 + i)) for i, u in enumerate(UAS * 3)),
+                     "refs": ",".join(json.dumps(r) for r in REFERRERS),
+                     "paths": ",".join(json.dumps(p) for p in PATHS), "base": base}
+    return text + REQUEST[kind]
+
+
+def parse(out: str) -> dict:
+    def ms(label: str) -> float:
+        m = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)] if m else float("nan")
+
+    requests = int(m.group(1)) if (m := re.search(r"(\d+) requests in", out)) else 0
+    non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
+    errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    return {"requests": requests, "ok": requests - non2xx, "non2xx": non2xx, "errors": errors, "p99": ms("99%"),
+            "p50": ms("50%")}
+
+
+def minute(url: str, n: int, seconds: int, connections: dict, folder: Path) -> dict:
+    procs = {}
+    for kind, conns in connections.items():
+        path = folder / f"{kind}-{n}.lua"
+        path.write_text(script(kind, n))
+        procs[kind] = subprocess.Popen(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", str(path),
+                                        url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return {kind: parse(p.communicate()[0]) for kind, p in procs.items()}
+
+
+def read_loop(url: str, stop: threading.Event, stats: dict) -> None:
+    query = json.dumps({"site_id": "example.com", "date_range": "day", "metrics": ["visitors", "pageviews"],
+                        "dimensions": ["event:page"]}).encode()
+    while not stop.is_set():
+        began = time.monotonic()
+        for req in (urllib.request.Request(url + "/api/v1/stats/aggregate?site=example.com"),
+                    urllib.request.Request(url + "/api/v1/query", data=query,
+                                           headers={"content-type": "application/json"}),
+                    urllib.request.Request(url + "/example.com", headers={"user-agent": UA})):
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    r.read()
+                stats["reads"] += 1
+            except Exception:
+                stats["read_errors"] += 1
+        stats["read_seconds"].append(time.monotonic() - began)
+        stop.wait(max(0.0, 1.0 - (time.monotonic() - began)))
+
+
+def sample_loop(server: Server, stop: threading.Event, samples: list, began: float) -> None:
+    while not stop.is_set():
+        rss = server.worker_rss_mb()
+        if rss is not None:
+            samples.append((time.monotonic() - began, rss))
+        stop.wait(10)
+
+
+def accepted(url: str) -> int:
+    with urllib.request.urlopen(url + "/metrics", timeout=30) as r:
+        text = r.read().decode()
+    return int(sum(float(v) for v in re.findall(r"^strana_events_accepted_total\{[^}]*\} ([\d.e+]+)$", text, re.M)))
+
+
+def slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
+    pts = [(t / 60, rss) for t, rss in samples if t >= 120]
+    if len(pts) < 2:
+        return float("nan")
+    mx, my = sum(x for x, _ in pts) / len(pts), sum(y for _, y in pts) / len(pts)
+    den = sum((x - mx) ** 2 for x, _ in pts)
+    return sum((x - mx) * (y - my) for x, y in pts) / den if den else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=int, default=10)
+    ap.add_argument("--event-connections", type=int, default=48)
+    ap.add_argument("--seconds", type=int, default=60, help="length of a 'minute' (shorter for a quick try)")
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed: apt-get install -y wrk")
+    folder = Path(tempfile.mkdtemp(prefix="strana-soakmax-"))
+    server = Server(folder / "data", env={"STRANA_SERVER__TRUSTED_PROXIES": "127.0.0.1",
+                                          "STRANA_SERVER__LOG_LEVEL": "warning"}).start()
+    connections = {"event": args.event_connections, "batch": 4, "pixel": 8}
+    stop, stats, samples = threading.Event(), {"reads": 0, "read_errors": 0, "read_seconds": []}, []
+    began = time.monotonic()
+    threads = [threading.Thread(target=read_loop, args=(server.url, stop, stats), daemon=True),
+               threading.Thread(target=sample_loop, args=(server, stop, samples, began), daemon=True)]
+    for t in threads:
+        t.start()
+    rows = []
+    try:
+        print(f"{'min':>3} {'events/s':>9} {'ev p50':>7} {'ev p99':>7} {'batch/s':>8} {'b p99':>7} {'pixel/s':>8} "
+              f"{'non2xx':>6} {'errors':>6} {'RSS MB':>7}", flush=True)
+        for n in range(args.minutes):
+            r = minute(server.url, n, args.seconds, connections, folder)
+            rows.append(r)
+            rss = samples[-1][1] if samples else float("nan")
+            ev, batch, secs = r["event"], r["batch"], args.seconds
+            print(f"{n + 1:>3} {ev['ok'] / secs:>9.0f} {ev['p50']:>7.1f} {ev['p99']:>7.1f} "
+                  f"{batch['ok'] * 10 / secs:>8.0f} {batch['p99']:>7.1f} {r['pixel']['ok'] / secs:>8.0f} "
+                  f"{sum(x['non2xx'] for x in r.values()):>6} {sum(x['errors'] for x in r.values()):>6} "
+                  f"{rss:>7.1f}", flush=True)
+        stop.set()
+        for t in threads:
+            t.join(60)
+        acked = accepted(server.url)
+    finally:
+        stop.set()
+        server.stop()
+    counts = server.counts()
+    import duckdb
+
+    with duckdb.connect(str(server.data_dir / "strana.duckdb"), read_only=True) as db:
+        stored = db.execute("SELECT count(*) FROM events").fetchone()[0]
+    pixels = sum(r["pixel"]["ok"] for r in rows)
+    tagged_ok = sum(r["event"]["ok"] + r["batch"]["ok"] * 10 for r in rows)
+    stored_tagged = sum(counts.values())
+    doubled = sum(1 for c in counts.values() if c > 1)
+    first = rows[0]["event"]["p99"]
+    worst = max(r["event"]["p99"] for r in rows[1:]) if len(rows) > 1 else first
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wrk shares them)")
+    print(f"ingest over {args.minutes} min: {tagged_ok:,} tagged events answered 2xx as wrk counted them "
+          f"({tagged_ok / (args.seconds * args.minutes):.0f}/s) + {pixels:,} pixel hits")
+    print(f"accepted by the server (strana_events_accepted_total, all ways in): {acked:,}; rows stored: {stored:,} "
+          f"(lost: {max(0, acked - stored)}); tagged rows stored: "
+          f"{stored_tagged:,} (distinct seqs {len(counts):,}); doubled seqs: {doubled}; "
+          f"tagged answered 2xx but not stored: {max(0, tagged_ok - len(counts))}")
+    print(f"reads: {stats['reads']} ok, {stats['read_errors']} failed; read round p99 "
+          f"{sorted(stats['read_seconds'])[int(len(stats['read_seconds']) * 0.99) - 1] * 1000:.0f} ms"
+          if stats["read_seconds"] else "reads: none")
+    print(f"RSS: {samples[0][1]:.1f} MB at start, {samples[-1][1]:.1f} MB at the end, "
+          f"slope after minute 2: {slope_mb_per_min(samples):+.2f} MB/min" if samples else "RSS: no samples")
+    print(f"event p99: first minute {first:.1f} ms, worst later minute {worst:.1f} ms "
+          f"({'within' if worst <= 2 * first else 'OVER'} 2x)")
+
+
+if __name__ == "__main__":
+    main()
