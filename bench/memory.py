@@ -11,8 +11,9 @@ mapped files: shared libraries, the GeoLite2 database), idle after start-up,
 then after each round of N hits (single events, pixels and batches with many
 user agents — some never seen before, some bots — and client addresses from
 all over, plus a few stats queries, /metrics and the tracker script), once the
-spool loader has moved them into DuckDB. The worker's largest mappings
-(/proc/<pid>/smaps) are listed idle and at the end.
+spool loader has moved them into DuckDB, and idle again after a restart on
+the store the rounds left. The worker's largest mappings (/proc/<pid>/smaps)
+are listed idle and after the rounds.
 
 Part 2 (the breakdown) repeats the start-up in one plain process, step by step
 (imports, then each part that `create_app` builds, then the lifespan), and
@@ -237,6 +238,13 @@ def serve_part(args) -> None:
             print(f"round {r}   worker {fmt(after)}   main {main['VmRSS']:5.1f} MB   "
                   f"total {after['VmRSS'] + main['VmRSS']:6.1f} MB   ({args.hits} hits in {took:.1f}s: {mix})")
         print("          worker's largest mappings: " + ", ".join(f"{n} {mb:.1f}" for mb, n in mappings(worker)))
+        server.stop()
+        server.start()  # a restart on the store it left: the usual state of a server that has run before
+        worker = worker_pid(server)
+        idle = settled(worker)
+        main = status(server.proc.pid)
+        print(f"restart   worker {fmt(idle)}   main {main['VmRSS']:5.1f} MB   "
+              f"total {idle['VmRSS'] + main['VmRSS']:6.1f} MB   (idle again, on the store of the rounds above)")
     finally:
         server.stop()
         print(f"server log: {data / 'data' / 'server.log'}")
