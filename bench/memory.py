@@ -169,7 +169,7 @@ def one_request(rnd: random.Random) -> tuple[str, str, str, dict, bytes | None]:
         return ("batch", "POST", "/api/v1/batch", {"Content-Type": "application/json"},
                 json.dumps({"events": events}).encode())
     path = rnd.choice([f"/api/v1/stats/aggregate?site={site}&period=7d&metrics=visitors,pageviews,bounce_rate",
-                       f"/api/v1/realtime?site={site}", "/metrics", "/healthz", "/js/script.js"])
+                       f"/api/v1/realtime?site={site}", "/metrics", "/healthz", "/js/strana.js"])
     return ("read", "GET", path, {"User-Agent": ua}, None)
 
 
