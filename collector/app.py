@@ -40,8 +40,6 @@ from collector.salts import DuckDBSaltStore, SaltKeeper
 from collector.schemas import Schemas
 from collector.settings import Settings, SettingsError, load
 from collector.sinks.duckdb import DuckDBSink
-from collector.sinks.lake import Lake, LakeConfig
-from collector.sinks.parquet import LakeSaltStore, ParquetSink
 from collector.sinks.spool import SpoolingSink
 from collector.site_registry import SiteRegistry
 from collector.sources.batch import BatchSource
@@ -129,6 +127,8 @@ class Runtime:
         self.retention = RetentionPolicy.from_settings(s)
         if s.sink.kind == "parquet":
             # the lake: a 2xx waits for the files (a spool's replay could re-batch and name files differently)
+            from collector.sinks.lake import Lake, LakeConfig  # here: pyarrow.parquet/dataset cost ~16 MB RSS
+            from collector.sinks.parquet import LakeSaltStore, ParquetSink
             lake = Lake(LakeConfig.from_settings(s))
             store, durability = lake.uri(), "lake write"
             self.sink = ParquetSink(lake, keep=self.retention.keep, list_ttl=s.sink.list_cache_seconds)
@@ -223,6 +223,9 @@ class WorkerRuntime:
         s = self.settings
         owned = parse_partitions(s.worker.partitions, s.bus.partitions)
         if s.sink.kind == "parquet":  # files named after their offset range: a rewrite replaces, never doubles
+            from collector.sinks.lake import Lake, LakeConfig
+            from collector.sinks.parquet import ParquetSink
+
             lake = Lake(LakeConfig.from_settings(s))
             self.sink = ParquetSink(lake, keep=RetentionPolicy.from_settings(s).keep,
                                     list_ttl=s.sink.list_cache_seconds)

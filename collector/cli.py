@@ -73,22 +73,49 @@ def _check_store(path: Path) -> bool:
     return True
 
 
+def _probe_lake(settings) -> bool:
+    from collector.sinks.lake import Lake, LakeConfig, LakeError
+
+    try:
+        Lake(LakeConfig.from_settings(settings)).probe()
+    except LakeError as exc:
+        print(f"strana: cannot start: {exc}", file=sys.stderr, flush=True)
+        return False
+    return True
+
+
+def _apart(check, *args) -> bool:
+    """Run a start-up check in a forked child and return its verdict. Granian's main process only supervises
+    the worker; whatever a check imports or opens (DuckDB on an existing store: ~45 MB RSS, the app and its
+    brokers' clients for a bus check) would otherwise stay in it for the server's whole life."""
+    pid = os.fork()  # no threads yet in this process: a plain fork is safe
+    if pid == 0:
+        code = 1
+        try:
+            code = 0 if check(*args) else 1
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
+
+
 def cmd_serve(args) -> int:
     settings = load()
-    if not _check_bus(settings, settings.server.role):
+    if not _apart(_check_bus, settings, settings.server.role):
         return 1
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["STRANA_SERVER__DATA_DIR"] = str(data_dir)
     if settings.sink.kind == "parquet":  # a wrong key or endpoint: say so here, not in a worker's traceback
-        from collector.sinks.lake import Lake, LakeConfig, LakeError
-
-        try:
-            Lake(LakeConfig.from_settings(settings)).probe()
-        except LakeError as exc:
-            print(f"strana: cannot start: {exc}", file=sys.stderr, flush=True)
+        if not _apart(_probe_lake, settings):
             return 1
-    elif settings.server.role == "all" and not _check_store(data_dir / "strana.duckdb"):
+    elif settings.server.role == "all" and not _apart(_check_store, data_dir / "strana.duckdb"):
         return 1
     from granian import Granian
     from granian.constants import Interfaces, Loops

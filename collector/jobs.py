@@ -8,7 +8,6 @@ import time
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from collector.compaction import compact
 from collector.retention import apply_retention, utc_today
 from collector.rollups import build_pending
 
@@ -21,6 +20,8 @@ def rotate_salts(salts) -> None:
 
 
 def compact_lake(runtime) -> None:
+    from collector.compaction import compact  # the lake's modules load with the lake, not in every server
+
     compact(runtime.sink.lake, utc_today(), grace=runtime.settings.sink.compact_grace_seconds)
     runtime.sink.lake_reader.invalidate()
 

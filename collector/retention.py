@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import TYPE_CHECKING
 
-from collector.sinks.lake import Lake
-from collector.sinks.lake_reader import scan
+if TYPE_CHECKING:
+    from collector.sinks.lake import Lake
+
 
 log = logging.getLogger("strana.retention")
 
@@ -54,6 +56,8 @@ class RetentionPolicy:
 
 def expire_lake(lake: Lake, policy: RetentionPolicy, today: dt.date | None = None) -> int:
     """Delete the lake's partitions past their site's retention; returns how many went."""
+    from collector.sinks.lake_reader import scan  # the lake's modules load with the lake, not in every server
+
     today = today or utc_today()
     gone = 0
     for part in scan(lake).values():

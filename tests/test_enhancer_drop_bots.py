@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
-from crawlerdetect import CrawlerDetect
+import random
+import re
+import re._constants as K
+import re._parser as parser
 
-from collector.enhancers.drop_bots import DropBots
+import pytest
+import ua_parser_rs
+from crawlerdetect import CrawlerDetect
+from crawlerdetect.providers.crawlers import data as CRAWLERS
+
+from collector.enhancers.drop_bots import _WORD, FOLD, CrawlerPatterns, DropBots, fold
 from collector.events import Hit
 
 CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 "
@@ -140,3 +147,77 @@ def test_cache_is_bounded(step):
     for i in range(500):
         step(Hit(user_agent=f"{CHROME} Build/{i}"))
     assert step.judge.cache_info().currsize <= 128
+
+
+# ---- the crawler patterns run as plain words (Aho-Corasick) + a few native alternations: same verdicts ----
+
+def _sample(pattern: str, rnd: random.Random) -> str:
+    """A string made to match `pattern` (Python syntax): first-found branches, short repeats."""
+
+    def walk(items) -> str:
+        out = []
+        for op, av in items:
+            if op is K.LITERAL:
+                out.append(chr(av))
+            elif op is K.NOT_LITERAL:
+                out.append("q" if av != ord("q") else "z")
+            elif op is K.ANY:
+                out.append(rnd.choice("aZ9_ "))
+            elif op is K.IN:
+                allowed = [chr(a) if o is K.LITERAL else chr(rnd.randint(*a))
+                           for o, a in av if o in (K.LITERAL, K.RANGE)]
+                allowed += ["7" if a is K.CATEGORY_DIGIT else "k" for o, a in av if o is K.CATEGORY]
+                if any(o is K.NEGATE for o, _ in av):
+                    out.append(next(c for c in "qQz7 _-" if c not in allowed))
+                else:
+                    out.append(rnd.choice(allowed or ["a"]))
+            elif op is K.BRANCH:
+                out.append(walk(rnd.choice(av[1])))
+            elif op is K.SUBPATTERN:
+                out.append(walk(av[-1]))
+            elif op in (K.MAX_REPEAT, K.MIN_REPEAT):
+                low, high, sub = av
+                out.append("".join(walk(sub) for _ in range(rnd.randint(low, min(high, low + 2)))))
+            elif op is K.CATEGORY:
+                out.append("7")
+        return "".join(out)
+
+    return walk(parser.parse(pattern))
+
+
+def test_same_verdicts_as_crawlerdetect_on_strings_made_from_every_pattern(step):
+    detect, rnd = CrawlerDetect(), random.Random(7)
+    made = 0
+    for pattern in CRAWLERS:
+        text = _sample(pattern, rnd)
+        if not re.search(pattern, text, re.I):
+            continue  # the sampler's guess missed (a look-around, say): nothing to compare
+        made += 1
+        for ua in (text, f"Mozilla/5.0 (compatible; {text}/2.1; +https://example.com/bot)",
+                   f"{CHROME} {text.upper()}", f"Mozilla/5.0 (X11; Linux x86_64) {text.swapcase()} Gecko"):
+            assert step.is_crawler(ua.strip()) == detect.is_crawler(ua), ua
+    assert made > 0.95 * len(CRAWLERS)
+
+
+def test_every_pattern_is_a_word_or_a_regex():
+    patterns = CrawlerPatterns(CRAWLERS)
+    words = [p for p in CRAWLERS if _WORD.fullmatch(p)]
+    assert len(words) > 1000  # most are plain words: the Aho-Corasick automaton, not a regex each
+    assert len(words) + sum(1 for p in CRAWLERS if not _WORD.fullmatch(p)) == len(CRAWLERS)
+    for p in words:  # a word is its own unescaped text, matched case-insensitively
+        word = re.sub(r"\\(.)", r"\1", p)
+        assert re.fullmatch(p, word) and patterns.matches(f"x {word.upper()} y")
+
+
+def test_fold_is_what_the_native_case_insensitive_match_takes_for_a_letter():
+    """Every code point that the native `(?i)` regex matches for an ASCII letter folds to that letter, no other
+    does: so searching the folded UA for lower-case words agrees with `(?i)word` on any text, Unicode too."""
+    letters = ua_parser_rs.UserAgentExtractor((f"(?i)^{c}$", c, None, None, None, None)
+                                              for c in "abcdefghijklmnopqrstuvwxyz")
+    for cp in range(0x110000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        found = letters.extract(chr(cp))
+        expected = found.family if found is not None else chr(cp)
+        assert fold(chr(cp)) == expected, hex(cp)
+    assert len(FOLD) == 26 + 2  # A-Z, KELVIN SIGN, LONG S
