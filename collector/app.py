@@ -140,7 +140,7 @@ class Runtime:
             self.state_reader = self._state.cursor
         else:
             store, durability = s.data_dir / "strana.duckdb", s.ingest.durability
-            self.sink = DuckDBSink(store)
+            self.sink = DuckDBSink(store, memory_limit=s.sink.memory_limit)
             if s.ingest.durability == "spool":
                 self.sink = SpoolingSink(self.sink, s.data_dir / "spool")
                 self.sink.recover()
@@ -231,7 +231,7 @@ class WorkerRuntime:
                                     list_ttl=s.sink.list_cache_seconds)
             where = lake.uri()
         else:  # the bus position is stored in the same DuckDB transaction as the rows
-            self.sink = DuckDBSink(s.data_dir / "strana.duckdb")
+            self.sink = DuckDBSink(s.data_dir / "strana.duckdb", memory_limit=s.sink.memory_limit)
             where = self.sink.path
         self.bus = make_bus(s, consume=True)
         self.bus.consume_from(self.sink.positions(), owned)

@@ -32,11 +32,18 @@ def release_memory(con: duckdb.DuckDBPyConnection) -> None:
 
 
 class DuckDBSink:
-    def __init__(self, path: str | Path, *, read_only: bool = False):
+    def __init__(self, path: str | Path, *, read_only: bool = False, memory_limit: str = ""):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.con = duckdb.connect(str(self.path), read_only=read_only)
         release_memory(self.con)
+        if memory_limit:  # unset, DuckDB caches up to 80% of RAM: a server's RSS then grows with the data read
+            try:
+                self.con.execute("SET memory_limit = ?", [str(memory_limit)])
+            except duckdb.Error:
+                self.con.close()
+                raise ValueError(f"[sink] memory_limit: {memory_limit!r} is not an amount of memory "
+                                 "(write it like 512MB or 4GB)") from None
         if not read_only:
             migrate.apply(self.con)
 
