@@ -1,0 +1,202 @@
+"""The batch fast path gives what the per-event code gives: the same hits, or it steps aside.
+
+`batch_parse.parse_batch` either returns hits or raises `Slow` (and the
+per-event code answers). These tests hold it against `hits_from_payload`
+over batches mixing valid and broken values of every key, and hold the
+steps' batch methods (`Step.many`, collector/pipeline.py) against running
+each step hit by hit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from collector.events import Hit
+from collector.ratelimit import SiteLimiter
+from collector.sources.batch_parse import Slow, parse_batch, site_rate_errors
+from collector.sources.http import BadRequest
+from collector.sources.plausible import Limits, hits_from_payload
+
+NOW = 1_790_000_000_000_000  # µs
+
+
+def iso(us: int) -> str:
+    return dt.datetime.fromtimestamp(us / 1e6, dt.UTC).isoformat()
+
+
+VALID = {
+    "n": ["pageview", "signup", "engagement", 42, "Ünïcode ✓"],
+    "name": ["pageview", "Outbound Link: Click"],
+    "u": ["https://example.com/a?utm_source=x&gclid=1#frag", "https://www.Example.com/", "  https://example.com/p  ",
+          "http://other.example/x/y?ref=hn", "https://example.com/%E2%9C%93"],
+    "url": ["https://example.com/long-key"],
+    "d": ["example.com", "www.example.com", "example.com,other.example", "Example.COM , other.example, ,"],
+    "domain": ["other.example"],
+    "r": ["", "https://www.google.com/search?q=x", "https://news.ycombinator.com/", "not a url", 5, ["x"]],
+    "referrer": ["https://t.co/abc"],
+    "p": [{"plan": "pro"}, {"a": 1, "b": True, "c": None, "d": [1], "e": 1.5, " ": "x"}, '{"a": "b"}', {}],
+    "props": [{"k": "v"}],
+    "m": [{"m": "1"}],
+    "meta": [{"meta": "2"}],
+    "$": [{"amount": 9.5, "currency": "eur"}, {"amount": "3", "currency": "USD"}, '{"amount": 1, "currency": "EUR"}'],
+    "revenue": [{"amount": 0, "currency": "CHF"}],
+    "h": [1, True, "1", 0, False, "true", 1.0],
+    "hashMode": [1, False],
+    "i": [True, False, "false", 0],
+    "interactive": [False, True],
+    "sd": [50, "30", -1, 1000, "x"],
+    "e": [1200, "5", -5, 30 * 86400 * 1000],
+    "event_id": ["order-1", "6f1c3a52-8d0e-4a43-9a55-2f0e7c1b9d11", "{6F1C3A52-8D0E-4A43-9A55-2F0E7C1B9D11}",
+                 "x" * 128],
+    "timestamp": [iso(NOW - 3_600_000_000), iso(NOW - 6 * 86_400_000_000), "2026-09-21T10:00:00",
+                  iso(NOW + 60_000_000)],
+    "ip": ["203.0.113.9", "2001:DB8::1", "::ffff:1.2.3.4", "0.0.0.0", "2a02:8100::ab"],
+    "user_agent": ["Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0", "", "curl/8.0"],
+    "visitor": ["user-1", "x" * 256],
+    "dnt": [True, False],
+}
+BROKEN = {
+    "n": ["", " ", True, "x" * 121, "a\x00b", 1.5, ["x"], {"a": 1}],
+    "u": ["example.com/no-scheme", "javascript:alert(1)", "https://example.com:99999/", 5, "https://" + "a" * 3000,
+          "https://ex ample.com/", ""],
+    "d": ["", ",", "a/b", 5, "x" * 300],
+    "p": ["notjson", 5, {"k" * 400: "v"}, {str(i): "v" for i in range(40)}, {"k": "v" * 3000}],
+    "$": [{"amount": "x", "currency": "EUR"}, {"amount": 1, "currency": "EURO"}, 5, {"amount": True, "currency": "EUR"},
+          {"amount": 1e16, "currency": "EUR"}, "{"],
+    "sd": ["x"],
+    "event_id": ["", "x" * 129, 5],
+    "timestamp": ["garbage", iso(NOW - 30 * 86_400_000_000), iso(NOW + 3_600_000_000), 5, "2026-13-01T00:00:00Z"],
+    "ip": ["01.2.3.4", "nonsense", 5, "1.2.3.4\x00", "1.2.3", "", "::g"],
+    "user_agent": ["x" * 3000, 5],
+    "visitor": ["", 5, "x" * 300],
+    "dnt": ["1", 1],
+    "unknown_key": [1, "x"],
+}
+
+
+def events(values: dict) -> st.SearchStrategy:
+    return st.fixed_dictionaries({}, optional={k: st.sampled_from(v) for k, v in values.items()})
+
+
+def complete(ev: dict) -> dict:
+    """What a valid event needs: a name, a URL, and for an engagement a usable `sd` or `e`."""
+    if "n" not in ev and "name" not in ev:
+        ev["n"] = "pageview"
+    if "u" not in ev and "url" not in ev:
+        ev["u"] = "https://example.com/"
+    if ev.get("n", ev.get("name")) == "engagement":
+        ev["sd"] = 50
+    return ev
+
+
+GOOD = events(VALID).map(complete)
+ANY = events({k: VALID.get(k, []) + BROKEN.get(k, []) for k in VALID.keys() | BROKEN.keys()})
+
+
+def slow(items: list, limits: Limits) -> tuple[list[Hit], list[int], list]:
+    hits, owners, errors = [], [], []
+    for index, item in enumerate(items):
+        try:
+            made = hits_from_payload(item, limits, now_us=NOW, via="batch", server_fields=True,
+                                     prefix=f"events[{index}].")
+        except BadRequest as exc:
+            errors.append({"index": index, "field": exc.field, "message": exc.message})
+            continue
+        hits.extend(made)
+        owners.extend([index] * len(made))
+    return hits, owners, errors
+
+
+def comparable(hit: Hit) -> dict:
+    """A hit as a dict; ids made at ingest are random, so only client-derived ones are compared."""
+    out = msgspec.structs.asdict(hit)
+    if not hit.client_event_id:
+        assert len(hit.event_id) == 16 and hit.event_id[6] >> 4 == 7  # a UUIDv7
+        out["event_id"] = None
+    return out
+
+
+def check(items: list, limits: Limits = Limits()) -> bool:
+    """True when the fast path took the batch (and then agrees with the per-event code)."""
+    body = msgspec.json.encode({"events": items})
+    try:
+        fast_hits, fast_owners = parse_batch(body, limits, NOW, 500)
+    except Slow:
+        return False
+    hits, owners, errors = slow(msgspec.json.decode(body)["events"], limits)
+    assert errors == [], "the fast path accepted a batch the per-event code rejects"
+    assert fast_owners == owners
+    assert [comparable(h) for h in fast_hits] == [comparable(h) for h in hits]
+    return True
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(st.lists(GOOD, min_size=1, max_size=6))
+def test_valid_batches_take_the_fast_path_and_agree(items):
+    assert check(items)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(ANY, min_size=1, max_size=4))
+def test_any_batch_agrees_or_goes_the_slow_way(items):
+    check(items)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(st.lists(GOOD, min_size=1, max_size=6))
+def test_site_gate_agrees(items):
+    check(items, Limits(sites=frozenset({"example.com"})))
+
+
+@pytest.mark.parametrize("body", [
+    b"", b"[]", b"{}", b'{"events": []}', b'{"events": {}}', b'{"events": [1]}', b'{"events": [{}]}',
+    b'{"events": [{"n": "a", "u": "https://e.com/"}], "x": 1}',
+    b'{"events": [{"n": "a", "u": "https://e.com/", "x": "\xff"}]}',  # msgspec would not check a skipped value
+    b'{"events": [{"n": "a", "u": "https://e.com/", "r": 1e999}]}',
+    b'{"events": [{"n": "a", "u": "https://e.com/", "r": "\xff"}]}',
+    b'{"events": [' + b",".join([b'{"n": "a", "u": "https://e.com/"}'] * 501) + b"]}",
+])
+def test_what_the_fast_path_leaves_to_the_slow_one(body):
+    with pytest.raises(Slow):
+        parse_batch(body, Limits(), NOW, 500)
+
+
+def test_duplicate_keys_last_one_wins_in_both():
+    body = b'{"events": [{"n": "first", "n": "second", "u": "https://e.com/", "d": "a.example", "d": "b.example"}]}'
+    hits, _ = parse_batch(body, Limits(), NOW, 500)
+    slow_hits, _, _ = slow(msgspec.json.decode(body)["events"], Limits())
+    assert (hits[0].name, hits[0].site) == (slow_hits[0].name, slow_hits[0].site) == ("second", "b.example")
+
+
+def test_ipv4_is_kept_as_sent_only_when_canonical():
+    for text in ("1.2.3.4", "255.255.255.255", "0.0.0.0", "10.0.0.1"):
+        assert str(ipaddress.ip_address(text)) == text
+        hits, _ = parse_batch(msgspec.json.encode({"events": [{"n": "a", "u": "https://e.com/", "ip": text}]}),
+                              Limits(), NOW, 500)
+        assert hits[0].ip == text
+
+
+def test_site_rate_limit_takes_the_same_tokens_and_names_the_same_events():
+    page = {"n": "a", "u": "https://e.com/"}
+    items = [{**page, "d": "a.example"}, {**page, "domain": "b.example"}, {**page, "d": "a.example,b.example"},
+             {"n": "a", "u": "https://a.example/"}, {**page, "d": "a.example"}]
+
+    def limiter():
+        made = SiteLimiter(rate=1, burst=2)  # two tokens per site, and no time passes
+        made.buckets.clock = lambda: 100.0
+        return made
+
+    fast_limits, slow_limits = Limits(site_rate=limiter()), Limits(site_rate=limiter())
+    body = msgspec.json.encode({"events": items})
+    hits, owners = parse_batch(body, fast_limits, NOW, 500)
+    assert fast_limits.site_rate.buckets.state == {}  # no token taken before every event passed
+    errors = site_rate_errors(hits, owners, fast_limits)
+    _, _, expected = slow(items, slow_limits)
+    assert errors == expected and [e["index"] for e in errors] == [3, 4]
+    assert fast_limits.site_rate.buckets.state == slow_limits.site_rate.buckets.state
