@@ -200,3 +200,117 @@ def test_site_rate_limit_takes_the_same_tokens_and_names_the_same_events():
     _, _, expected = slow(items, slow_limits)
     assert errors == expected and [e["index"] for e in errors] == [3, 4]
     assert fast_limits.site_rate.buckets.state == slow_limits.site_rate.buckets.state
+
+
+# ---- the steps' batch forms (Step.many) against the steps hit by hit ----
+
+UAS = ["Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 "
+       "Safari/537.36", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+       "Gecko) Version/17.0 Mobile/15E148 Safari/604.1", "Mozilla/5.0 (compatible; Googlebot/2.1; "
+       "+http://www.google.com/bot.html)", "curl/8.4.0", "HeadlessChrome/120", "", "x", None]
+SITES_TOML = """
+[sites."shop.example"]
+hostnames = ["shop.example", "*.shop.example"]
+excluded_paths = ["/admin/**"]
+excluded_ips = ["10.0.0.0/8", "2001:db8::/32"]
+dnt_policy = "drop"
+query_allow = ["q"]
+
+[sites."anon.example"]
+dnt_policy = "anonymous"
+"""
+
+
+class FixedSalts:
+    def __init__(self, yesterday: bool):
+        self.today, self.yesterday = b"t" * 32, (b"y" * 32 if yesterday else None)
+
+    def pair(self, day: int):
+        return self.today, self.yesterday
+
+
+def make_chain(tmp_path, dnt_policy: str, yesterday: bool):
+    from collector.enhancers import edge_chain
+    from collector.settings import load
+    from collector.site_registry import SiteRegistry
+
+    config = tmp_path / "strana.toml"
+    config.write_text(SITES_TOML)
+    settings = load(config, {"STRANA_PRIVACY__DNT_POLICY": dnt_policy})
+    sites = SiteRegistry(settings)
+    sites.reload()
+    return edge_chain(settings, FixedSalts(yesterday), sites)
+
+
+HIT_PARTS = st.fixed_dictionaries({
+    "site": st.sampled_from(["shop.example", "anon.example", "other.example"]),
+    "url": st.sampled_from(["https://shop.example/", "https://eu.shop.example/p?q=1&utm_source=news&gclid=x",
+                            "https://copy.example/", "https://shop.example/admin/users", "https://other.example/#a",
+                            "https://other.example/x?utm_medium=cpc&utm_campaign=c&ref=hn", "not a url", "http://[/"]),
+    "hash_mode": st.booleans(),
+    "raw_referrer": st.sampled_from(["", "https://www.google.com/", "https://shop.example/a", "https://t.co/x?y=1",
+                                     "https://semalt.com/", "android-app://com.slack/", "junk"]),
+    "ip": st.sampled_from([None, "203.0.113.9", "10.1.2.3", "2001:db8::1", "2a02:8100::1"]),
+    "user_agent": st.sampled_from(UAS),
+    "visitor_key": st.sampled_from([None, None, "user-1"]),
+    "privacy_signal": st.booleans(),
+    "via": st.sampled_from(["batch", "batch", "event", "webhook"]),
+    "timestamp": st.sampled_from([NOW, NOW + 1]),
+})
+
+
+@pytest.mark.parametrize("dnt_policy,yesterday", [("anonymous", True), ("drop", False), ("ignore", True)])
+def test_chain_batch_forms_leave_hits_as_the_steps_one_by_one(tmp_path, dnt_policy, yesterday):
+    chain = make_chain(tmp_path, dnt_policy, yesterday)
+    assert all(hasattr(step, "many") for _, step in chain.steps), "every edge step has a batch form"
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(HIT_PARTS, min_size=2, max_size=40))
+    def run(parts):
+        batch = [Hit(**p) for p in parts]
+        alone = [Hit(**p) for p in parts]
+        outcome = chain.run(batch)
+        expected_kept, expected_dropped = [], []
+        for index, hit in enumerate(alone):
+            for _, step in chain.steps:  # the steps' own __call__, in order, up to the first drop
+                reason = step(hit)
+                if reason is not None:
+                    expected_dropped.append((index, reason))
+                    break
+            else:
+                expected_kept.append(index)
+        position = {id(hit): index for index, hit in enumerate(batch)}
+        assert [position[id(h)] for h in outcome.kept] == expected_kept
+        assert sorted((position[id(h)], r) for h, r in outcome.dropped) == expected_dropped
+        assert [msgspec.structs.asdict(h) for h in batch] == [msgspec.structs.asdict(h) for h in alone]
+
+    run()
+
+
+def test_session_batch_form_is_the_step_hit_by_hit():
+    from collector.enhancers.put_session import PutSession
+
+    minute = 60_000_000
+    parts = [dict(visitor_id=v, prev_visitor_id=p, timestamp=NOW + t * minute, interactive=i, name=n)
+             for v, p, t, i, n in [(1, None, 0, True, "pageview"), (1, None, 5, True, "engagement"),
+                                   (2, 1, 10, True, "pageview"), (3, None, 0, False, "x"), (None, None, 1, True, "a"),
+                                   (1, None, 50, True, "pageview"), (3, None, -40, True, "pageview"),
+                                   (4, 9, 2, True, "pageview"), (4, None, 3, True, "pageview")]]
+    batch_step, alone_step = PutSession(max_visitors=3), PutSession(max_visitors=3)
+    batch = [Hit(**p) for p in parts]
+    alone = [Hit(**p) for p in parts]
+    batch[0].visit_seq = alone[0].visit_seq = 7  # already sessionized: left alone
+    import collector.enhancers.put_session as module
+
+    ids = iter(range(10**6))
+    original = module.new_session_id
+    module.new_session_id = lambda ts: next(ids)  # the same ids in the same order for both
+    try:
+        batch_step.many(batch)
+        ids = iter(range(10**6))
+        for hit in alone:
+            alone_step(hit)
+    finally:
+        module.new_session_id = original
+    assert [msgspec.structs.asdict(h) for h in batch] == [msgspec.structs.asdict(h) for h in alone]
+    assert batch_step.active == alone_step.active
