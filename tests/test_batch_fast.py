@@ -53,7 +53,9 @@ VALID = {
     "sd": [50, "30", -1, 1000, "x"],
     "e": [1200, "5", -5, 30 * 86400 * 1000],
     "event_id": ["order-1", "6f1c3a52-8d0e-4a43-9a55-2f0e7c1b9d11", "{6F1C3A52-8D0E-4A43-9A55-2F0E7C1B9D11}",
-                 "x" * 128],
+                 "x" * 128, "6F1C3A528D0E4A439A552F0E7C1B9D11", "6f1c3a52-8d0e-4a43-9a55-2f0e7c1b9d1g",
+                 "6f1c3a52-8d0e-4a43-9a55-2f0e7c1b9d 1", "6f-1c3a528d0e4a439a552f0e7c1b9d11--",
+                 "urn:uuid:6f1c3a52-8d0e-4a43-9a55-2f0e7c1b9d11", " 6f1c3a528d0e4a439a552f0e7c1b9d11"],
     "timestamp": [iso(NOW - 3_600_000_000), iso(NOW - 6 * 86_400_000_000), "2026-09-21T10:00:00",
                   iso(NOW + 60_000_000)],
     "ip": ["203.0.113.9", "2001:DB8::1", "::ffff:1.2.3.4", "0.0.0.0", "2a02:8100::ab"],
@@ -70,7 +72,7 @@ BROKEN = {
     "$": [{"amount": "x", "currency": "EUR"}, {"amount": 1, "currency": "EURO"}, 5, {"amount": True, "currency": "EUR"},
           {"amount": 1e16, "currency": "EUR"}, "{"],
     "sd": ["x"],
-    "event_id": ["", "x" * 129, 5],
+    "event_id": ["", "x" * 129, 5, "-" * 100 + "6f1c3a528d0e4a439a552f0e7c1b9d11"],
     "timestamp": ["garbage", iso(NOW - 30 * 86_400_000_000), iso(NOW + 3_600_000_000), 5, "2026-13-01T00:00:00Z"],
     "ip": ["01.2.3.4", "nonsense", 5, "1.2.3.4\x00", "1.2.3", "", "::g"],
     "user_agent": ["x" * 3000, 5],
@@ -314,3 +316,22 @@ def test_session_batch_form_is_the_step_hit_by_hit():
         module.new_session_id = original
     assert [msgspec.structs.asdict(h) for h in batch] == [msgspec.structs.asdict(h) for h in alone]
     assert batch_step.active == alone_step.active
+
+
+@pytest.mark.parametrize("raw", VALID["event_id"] + ["0" * 32, "f" * 8 + "-" + "F" * 24, "ab" * 16 + "\t",
+                                                     "-".join("ab" * 16), "0x" + "a" * 30])
+def test_event_ids_read_as_the_per_event_code_reads_them(raw):
+    from collector.sources.batch_parse import event_id_bytes
+    from collector.sources.plausible import parse_event_id
+
+    assert event_id_bytes(raw) == parse_event_id(raw, "x")
+
+
+def test_made_ids_are_uuid7_of_the_instant():
+    import uuid
+
+    hits, _ = parse_batch(msgspec.json.encode({"events": [{"n": "a", "u": "https://e.com/", "d": "a.example,b.example"}]
+                                               * 50}), Limits(), NOW, 500)
+    ids = [uuid.UUID(bytes=h.event_id) for h in hits]
+    assert len(set(ids)) == 100
+    assert all(i.version == 7 and i.variant == uuid.RFC_4122 and i.int >> 80 == NOW // 1000 for i in ids)
