@@ -335,3 +335,41 @@ def test_made_ids_are_uuid7_of_the_instant():
     ids = [uuid.UUID(bytes=h.event_id) for h in hits]
     assert len(set(ids)) == 100
     assert all(i.version == 7 and i.variant == uuid.RFC_4122 and i.int >> 80 == NOW // 1000 for i in ids)
+
+
+def plain_arrow(hits: list[Hit]):
+    """The conversion to_arrow replaces: one pa.array per field over getattr."""
+    import pyarrow as pa
+
+    from collector.events import FIELDS, SCHEMA
+
+    columns = []
+    for name, typ, _ in FIELDS:
+        values = [getattr(h, name) for h in hits]
+        if name == "props":
+            values = [list(v.items()) if v else None for v in values]
+        columns.append(pa.array(values, type=typ))
+    return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.fixed_dictionaries({}, optional={
+    "event_id": st.sampled_from([b"0123456789abcdef", b"fedcba9876543210", None]),
+    "site": st.sampled_from(["a.example", "b.example"]),
+    "timestamp": st.sampled_from([0, NOW, 2**62]),
+    "visitor_id": st.sampled_from([None, 1, 2**64 - 1]),
+    "country": st.sampled_from([None, "DE"]),
+    "pathname": st.sampled_from(["/", "/ü", ""]),
+    "props": st.sampled_from([None, {}, {"a": "b", "c": "d"}]),
+    "revenue_amount": st.sampled_from([None, 0.0, -0.0, 1.5]),
+    "interactive": st.booleans(),
+    "scroll_depth": st.sampled_from([None, 0, 100]),
+}), min_size=1, max_size=9))
+def test_to_arrow_is_the_plain_conversion(parts):
+    from collector.events import to_arrow
+
+    hits = [Hit(**p) for p in parts]
+    fast, plain = to_arrow(hits), plain_arrow(hits)
+    assert fast.schema == plain.schema and fast.equals(plain)
+    assert [repr(v) for v in fast.column("revenue_amount").to_pylist()] == \
+        [repr(v) for v in plain.column("revenue_amount").to_pylist()]  # -0.0 stays -0.0
