@@ -14,7 +14,7 @@ import ipaddress
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from collector.events import Hit
@@ -373,3 +373,39 @@ def test_to_arrow_is_the_plain_conversion(parts):
     assert fast.schema == plain.schema and fast.equals(plain)
     assert [repr(v) for v in fast.column("revenue_amount").to_pylist()] == \
         [repr(v) for v in plain.column("revenue_amount").to_pylist()]  # -0.0 stays -0.0
+
+
+@example(seeded=[(1, 100, 50, 1, 1)], limit=4, parts=[  # a seeded visit whose first is after its last
+    {"visitor_id": 1, "timestamp": NOW + 70 * 60_000_000, "interactive": True, "name": "pageview"}] * 2)
+@settings(max_examples=300, deadline=None)
+@given(seeded=st.lists(st.tuples(st.integers(1, 6), st.integers(0, 200), st.integers(0, 200), st.integers(1, 3),
+                                 st.integers(0, 3)), max_size=4),
+       parts=st.lists(st.fixed_dictionaries({
+           "visitor_id": st.sampled_from([None, 1, 2, 3, 4, 5, 6]),
+           "prev_visitor_id": st.sampled_from([None, None, 1, 5]),
+           "timestamp": st.integers(0, 200).map(lambda m: NOW + m * 60_000_000),
+           "interactive": st.booleans(),
+           "name": st.sampled_from(["pageview", "engagement", "signup"]),
+           "visit_seq": st.sampled_from([None, None, None, 3]),
+       }), min_size=2, max_size=30), limit=st.integers(2, 8))
+def test_session_batch_form_agrees_on_random_streams(seeded, parts, limit):
+    import collector.enhancers.put_session as module
+
+    rows = [(v, 1000 + v, NOW + a * 60_000_000, NOW + b * 60_000_000, n, k) for v, a, b, n, k in seeded]
+    steps = []
+    for _ in range(2):
+        step = module.PutSession(max_visitors=limit)
+        step.seed(rows)
+        steps.append(step)
+    batch, alone = [Hit(**p) for p in parts], [Hit(**p) for p in parts]
+    original = module.new_session_id
+    try:
+        module.new_session_id = lambda ts, ids=iter(range(10**6)): next(ids)
+        steps[0].many(batch)
+        module.new_session_id = lambda ts, ids=iter(range(10**6)): next(ids)
+        for hit in alone:
+            steps[1](hit)
+    finally:
+        module.new_session_id = original
+    assert [msgspec.structs.asdict(h) for h in batch] == [msgspec.structs.asdict(h) for h in alone]
+    assert list(steps[0].active.items()) == list(steps[1].active.items())  # order too: it is the LRU order

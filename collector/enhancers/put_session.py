@@ -75,20 +75,27 @@ class PutSession:
                     visitor = hit.visitor_id = hit.prev_visitor_id
             ts = hit.timestamp
             counted = hit.interactive and hit.name != "engagement"
+            # min/max spelled as conditionals: the same ints, without a builtin call each
             if state is not None and state[1] - timeout <= ts <= state[2] + timeout:
                 session, first, last, n, k = state
-                hit.duration_delta = max(0, ts - last) + max(0, first - ts)
-                state = (session, min(first, ts), max(last, ts), n + 1, k + counted)
+                delta = 0
+                if ts > last:
+                    delta, last = ts - last, ts
+                if ts < first:
+                    delta, first = delta + first - ts, ts
+                hit.duration_delta = delta
+                n += 1
+                k += counted
                 del active[visitor]
             else:
                 if state is not None:
                     del active[visitor]
                 hit.duration_delta = 0
-                state = (fresh(ts), ts, ts, 1, int(counted))
-            active[visitor] = state
-            hit.session_id = state[0]
-            hit.visit_seq = min(state[3], _MAX_SEQ)
-            hit.interaction_seq = min(state[4], _MAX_SEQ) if counted else None
+                session, first, last, n, k = fresh(ts), ts, ts, 1, int(counted)
+            active[visitor] = (session, first, last, n, k)
+            hit.session_id = session
+            hit.visit_seq = n if n < _MAX_SEQ else _MAX_SEQ
+            hit.interaction_seq = (k if k < _MAX_SEQ else _MAX_SEQ) if counted else None
             if len(active) > max_visitors:
                 oldest = iter(active)
                 for old in [next(oldest) for _ in range(max(1, max_visitors // 10))]:
