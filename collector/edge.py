@@ -31,10 +31,18 @@ class Edge:
         """`quarantine`: {id(hit): Pending} for hits that failed a schema; `replayed`: quarantine ids these replay."""
         outcome = self.chain.run(hits)
         drops: dict[tuple[str, str, str], int] = {}
-        for hit, reason in outcome.dropped:
-            key = (hit.site, utc_day(hit.timestamp), reason)
-            drops[key] = drops.get(key, 0) + 1
-            metrics.dropped_total.labels(reason).inc()
+        if outcome.dropped:
+            days: dict[int, str] = {}  # a batch's hits mostly share one timestamp: its day is worked out once
+            reasons: dict[str, int] = {}
+            for hit, reason in outcome.dropped:
+                day = days.get(hit.timestamp)
+                if day is None:
+                    day = days[hit.timestamp] = utc_day(hit.timestamp)
+                key = (hit.site, day, reason)
+                drops[key] = drops.get(key, 0) + 1
+                reasons[reason] = reasons.get(reason, 0) + 1
+            for reason, n in reasons.items():  # labels() takes a lock: once per reason, not per hit
+                metrics.dropped_total.labels(reason).inc(n)
         items = []
         if quarantine:
             kept = []

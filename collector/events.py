@@ -180,12 +180,50 @@ def new_event_id() -> bytes:
     return (_prefix | n).to_bytes(16)
 
 
+_astuple = msgspec.structs.astuple
+# float columns are never taken as constant: -0.0 == 0.0, yet they are different values
+_SAME_OK = tuple(not pa.types.is_floating(typ) and name != "props" for name, typ, _ in FIELDS)
+_UUID_STORAGE = pa.binary(16)
+
+
+def _uuids(values: tuple) -> pa.Array:
+    """16-byte ids joined into one buffer (~8 instead of ~50 ns an id); pa.array when one is missing or odd."""
+    try:
+        data = b"".join(values)
+    except TypeError:  # a None
+        data = b""
+    if len(data) != 16 * len(values):
+        return pa.array(values, type=pa.uuid())
+    storage = pa.Array.from_buffers(_UUID_STORAGE, len(values), [None, pa.py_buffer(data)])
+    return pa.ExtensionArray.from_storage(pa.uuid(), storage)
+
+
 def to_arrow(hits: list[Hit]) -> pa.RecordBatch:
-    """Column-wise conversion: one pass per field beats row dicts by ~5x."""
+    """Column-wise: every hit as a tuple (in C), transposed by zip, one array per stored field (~2x cheaper
+    than a getattr per field per hit, itself ~5x cheaper than row dicts). pa.array costs 25-45 ns a value
+    whatever the type, so columns with one value throughout (all null, or the same site, name, day...)
+    are made from that value without converting each."""
+    n = len(hits)
+    if not n:
+        return pa.RecordBatch.from_arrays([pa.array([], type=typ) for _, typ, _ in FIELDS], schema=SCHEMA)
     columns = []
-    for name, typ, _ in FIELDS:
-        values = [getattr(h, name) for h in hits]
-        if name == "props":
-            values = [list(v.items()) if v else None for v in values]
-        columns.append(pa.array(values, type=typ))
+    transposed = zip(*map(_astuple, hits), strict=True)  # one tuple per field, the stored ones first
+    middle = n // 2
+    for (name, typ, _), same_ok, values in zip(FIELDS, _SAME_OK, transposed, strict=False):
+        first = values[0]
+        # the last and middle values first: most columns that vary say so there, before a full count
+        if first is None and values[-1] is None and values[middle] is None and values.count(None) == n:
+            columns.append(pa.nulls(n, typ))
+        elif same_ok and values[-1] == first and values[middle] == first and values.count(first) == n:
+            columns.append(pa.repeat(pa.scalar(first, type=typ), n))
+        elif name == "event_id":
+            columns.append(_uuids(values))
+        elif name == "props":
+            columns.append(pa.array([list(v.items()) if v else None for v in values], type=typ))
+        else:
+            columns.append(pa.array(values, type=typ))
     return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
+
+
+# to_arrow reads the stored fields by position: they must come first in Hit, in FIELDS' order
+assert Hit.__struct_fields__[:len(FIELDS)] == FIELD_NAMES, "Hit's stored fields must lead, in FIELDS' order"

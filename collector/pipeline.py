@@ -6,6 +6,12 @@ fills in what it is named for, and returns None — or a drop reason from
 batch in order, stops at the first drop for each hit, and keeps each step's
 time under its own name so a slow step shows up in /metrics.
 
+A step may also offer `many(hits) -> [(index, reason), ...]`: the same work
+for a whole batch at once (one loop, per-batch lookups), returning the drops in
+index order; it must leave every hit exactly as calling the step on each in
+turn would (tests/test_batch_fast.py holds each against that). Batches of
+more than one hit use it; a single hit always takes `__call__`.
+
 A single hit (the tracker's path) is timed on one run in `SAMPLE_EVERY`, and
 that time counted `SAMPLE_EVERY` times: two clock reads per step per request
 cost more than most steps do.
@@ -52,6 +58,22 @@ class Chain:
             if not live:
                 break
             started = clock()
+            many = getattr(step, "many", None) if len(live) > 1 else None
+            if many is not None:
+                survivors = live
+                drops = many(live)
+                if drops:
+                    gone = set()
+                    for index, reason in drops:
+                        if reason not in DROP_REASONS:
+                            raise ValueError(f"step {name} returned unknown drop reason {reason!r}")
+                        out.dropped.append((live[index], reason))
+                        gone.add(index)
+                    survivors = [hit for index, hit in enumerate(live) if index not in gone]
+                self.seconds[name] += clock() - started
+                self.calls[name] += len(live)
+                live = survivors
+                continue
             survivors = []
             for hit in live:
                 reason = step(hit)
@@ -64,7 +86,7 @@ class Chain:
             self.seconds[name] += (clock() - started) * (SAMPLE_EVERY if len(hits) == 1 else 1)
             self.calls[name] += len(live)
             live = survivors
-        out.kept = live
+        out.kept = live if live is not hits else list(live)  # never the caller's own list
         return out
 
     def _run_one(self, hit: Hit) -> Outcome:

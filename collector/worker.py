@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,6 +20,7 @@ from collector.events import to_arrow, utc_day
 from collector.pipeline import Chain
 
 log = logging.getLogger("strana.worker")
+_timestamp = operator.attrgetter("timestamp")
 
 
 class RecentIds:
@@ -112,7 +114,7 @@ class Worker:
                     seen_now.add(hit.event_id)
                     fresh.append(hit.event_id)
                 events.append(hit)
-        events.sort(key=lambda h: h.timestamp)
+        events.sort(key=_timestamp)
         kept = self.chain.run(events).kept
         batch = to_arrow(kept) if kept else None
         started = time.perf_counter()

@@ -118,6 +118,20 @@ class DropBots:
             return "junk_ua"
         return self.judge(ua)
 
+    def many(self, hits: list[Hit]) -> list[tuple[int, str]]:
+        """The batch form (collector/pipeline.py): the same verdicts, one loop."""
+        judge = self.judge
+        drops = []
+        for index, hit in enumerate(hits):
+            ua = hit.user_agent
+            if ua:
+                reason = judge(ua)
+                if reason is not None:
+                    drops.append((index, reason))
+            elif ua is not None or hit.via not in ("batch", "webhook"):
+                drops.append((index, "junk_ua"))
+        return drops
+
     def _judge(self, ua: str) -> str | None:
         text = ua.strip()
         if len(text) < MIN_LENGTH or len(text) > MAX_LENGTH or text.lower() in JUNK:

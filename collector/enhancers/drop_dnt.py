@@ -28,3 +28,16 @@ class DropDnt:
         if hit.privacy_signal and policy_for(hit, self.policy, self.sites) == "drop":
             return "dnt"
         return None
+
+    def many(self, hits: list[Hit]) -> list[tuple[int, str]]:
+        """The batch form: only hits that sent the signal are looked at, their site's policy once per site."""
+        policies: dict[str, str] = {}
+        drops = []
+        for index, hit in enumerate(hits):
+            if hit.privacy_signal:
+                policy = policies.get(hit.site)
+                if policy is None:
+                    policy = policies[hit.site] = policy_for(hit, self.policy, self.sites)
+                if policy == "drop":
+                    drops.append((index, "dnt"))
+        return drops

@@ -16,6 +16,13 @@ class DropExcludedIp:
     def __init__(self, registry):
         self.registry = registry
 
+    def many(self, hits: list[Hit]) -> list[tuple[int, str]]:
+        """The batch form: the sites of the batch looked up once; none excludes addresses, nothing to do."""
+        get = self.registry.get
+        if not any((view := get(site)) is not None and view.excluded_nets for site in {hit.site for hit in hits}):
+            return []
+        return [(index, reason) for index, hit in enumerate(hits) if (reason := self(hit)) is not None]
+
     def __call__(self, hit: Hit) -> str | None:
         site = self.registry.get(hit.site)
         if site is None or not site.excluded_nets or not hit.ip:

@@ -19,3 +19,13 @@ class DropExcludedPath:
         if site is not None and site.excluded_path is not None and site.excluded_path.match(hit.pathname or "/"):
             return "excluded_path"
         return None
+
+    def many(self, hits: list[Hit]) -> list[tuple[int, str]]:
+        """The batch form: the sites of the batch looked up once; none excludes paths, nothing to do."""
+        get = self.registry.get
+        ruled = {site: view.excluded_path for site in {hit.site for hit in hits}
+                 if (view := get(site)) is not None and view.excluded_path is not None}
+        if not ruled:
+            return []
+        return [(index, "excluded_path") for index, hit in enumerate(hits)
+                if (pattern := ruled.get(hit.site)) is not None and pattern.match(hit.pathname or "/")]

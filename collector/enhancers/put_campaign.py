@@ -37,14 +37,28 @@ class PutCampaign:
         kept = [(k, params[k]) for k in allow if k in params]
         return tuple(utm), click_id, (urlencode(kept)[: MAX_VALUE * 2] if kept else None)
 
+    def _allow(self, site: str) -> tuple[str, ...]:
+        if self.sites is not None:
+            view = self.sites.get(site)
+            if view is not None and view.query_allow is not None:
+                return view.query_allow
+        return self.allow
+
     def __call__(self, hit: Hit) -> str | None:
         if not hit.params:
             return None
-        allow = self.allow
-        if self.sites is not None:
-            view = self.sites.get(hit.site)
-            if view is not None and view.query_allow is not None:
-                allow = view.query_allow
-        utm, hit.click_id, hit.query = self.campaign(hit.params, allow)
+        utm, hit.click_id, hit.query = self.campaign(hit.params, self._allow(hit.site))
         hit.utm_source, hit.utm_medium, hit.utm_campaign, hit.utm_term, hit.utm_content = utm
         return None
+
+    def many(self, hits: list[Hit]) -> tuple:
+        """The batch form (collector/pipeline.py): each site's allow-list looked up once."""
+        allows: dict[str, tuple[str, ...]] = {}
+        for hit in hits:
+            if hit.params:
+                allow = allows.get(hit.site)
+                if allow is None:
+                    allow = allows[hit.site] = self._allow(hit.site)
+                utm, hit.click_id, hit.query = self.campaign(hit.params, allow)
+                hit.utm_source, hit.utm_medium, hit.utm_campaign, hit.utm_term, hit.utm_content = utm
+        return ()

@@ -66,6 +66,15 @@ class PutGeolocation:
             hit.country, hit.region, hit.city = self.locate(hit.ip)
         return None
 
+    def many(self, hits: list[Hit]) -> tuple:
+        """The batch form (collector/pipeline.py): one loop."""
+        if self.reader is not None:
+            locate = self.locate
+            for hit in hits:
+                if hit.ip:
+                    hit.country, hit.region, hit.city = locate(hit.ip)
+        return ()
+
     def _locate(self, ip: str) -> Place:
         get = self.reader.get_path
         try:

@@ -108,6 +108,27 @@ class PutReferrer:
         hit.channel = self._channel(hit, category, host is not None)
         return None
 
+    def many(self, hits: list[Hit]) -> list[tuple[int, str]]:
+        """The batch form (collector/pipeline.py). What this step writes depends only on the inputs in `key`,
+        and a batch repeats a few referrers and campaigns: each distinct combination is worked out once, by
+        `__call__`, and copied to the others."""
+        memo: dict[tuple, tuple] = {}
+        drops = []
+        for index, hit in enumerate(hits):
+            key = (hit.raw_referrer, hit.hostname, hit.site, hit.utm_source, hit.utm_medium, hit.utm_campaign,
+                   hit.click_id)
+            done = memo.get(key)
+            if done is None:
+                reason = self(hit)
+                done = memo[key] = (reason, hit.referrer, hit.referrer_host, hit.source, hit.channel)
+            else:
+                reason = done[0]
+                if reason is None:
+                    _, hit.referrer, hit.referrer_host, hit.source, hit.channel = done
+            if reason is not None:
+                drops.append((index, reason))
+        return drops
+
     def _inspect(self, raw: str) -> tuple[str | None, str | None, Known | None, bool]:
         """(referrer without query, host, known source, is spam) of a raw referrer; cached, as they repeat."""
         parsed = _parse(raw)

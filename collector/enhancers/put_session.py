@@ -54,6 +54,54 @@ class PutSession:
             if visitor is not None and session is not None:
                 self.active[visitor] = (session, first, last, n or 1, k or 0)
 
+    def many(self, hits: list[Hit]) -> tuple:
+        """The batch form (collector/pipeline.py): `__call__` on each hit in order, as one loop with the table
+        and the helpers in locals (hits of one visitor in one batch must see each other, so no reordering)."""
+        active = self.active
+        timeout = self.timeout
+        max_visitors = self.max_visitors
+        fresh = new_session_id
+        for hit in hits:
+            if hit.visit_seq is not None:
+                continue
+            visitor = hit.visitor_id
+            if visitor is None:
+                hit.session_id = None
+                continue
+            state = active.get(visitor)
+            if state is None and hit.prev_visitor_id is not None:
+                state = active.get(hit.prev_visitor_id)
+                if state is not None:
+                    visitor = hit.visitor_id = hit.prev_visitor_id
+            ts = hit.timestamp
+            counted = hit.interactive and hit.name != "engagement"
+            # min/max spelled as conditionals: the same ints, without a builtin call each
+            if state is not None and state[1] - timeout <= ts <= state[2] + timeout:
+                session, first, last, n, k = state
+                delta = 0
+                if ts > last:
+                    delta, last = ts - last, ts
+                if ts < first:
+                    delta, first = delta + first - ts, ts
+                hit.duration_delta = delta
+                n += 1
+                k += counted
+                del active[visitor]
+            else:
+                if state is not None:
+                    del active[visitor]
+                hit.duration_delta = 0
+                session, first, last, n, k = fresh(ts), ts, ts, 1, int(counted)
+            active[visitor] = (session, first, last, n, k)
+            hit.session_id = session
+            hit.visit_seq = n if n < _MAX_SEQ else _MAX_SEQ
+            hit.interaction_seq = (k if k < _MAX_SEQ else _MAX_SEQ) if counted else None
+            if len(active) > max_visitors:
+                oldest = iter(active)
+                for old in [next(oldest) for _ in range(max(1, max_visitors // 10))]:
+                    del active[old]
+        return ()
+
     def __call__(self, hit: Hit) -> str | None:
         if hit.visit_seq is not None:  # already sessionized (a failed group commit stored one by one)
             return None

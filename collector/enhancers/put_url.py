@@ -40,3 +40,19 @@ def put_url(hit: Hit) -> str | None:
     if query:
         hit.params = query
     return None
+
+
+def _put_url_many(hits: list[Hit]) -> list[tuple[int, str]]:
+    drops = []
+    for index, hit in enumerate(hits):
+        split = split_url(hit.url, hit.hash_mode)
+        if split is None:
+            drops.append((index, "invalid"))
+            continue
+        hit.hostname, hit.pathname, query = split
+        if query:
+            hit.params = query
+    return drops
+
+
+put_url.many = _put_url_many  # the batch form (collector/pipeline.py): one loop, no call per hit

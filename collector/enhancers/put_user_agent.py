@@ -52,6 +52,15 @@ class PutUserAgent:
         hit.browser, hit.browser_version, hit.os, hit.os_version, hit.device = self.parse(ua)
         return None
 
+    def many(self, hits: list[Hit]) -> tuple:
+        """The batch form (collector/pipeline.py): one loop."""
+        parse = self.parse
+        for hit in hits:
+            ua = hit.user_agent
+            if ua:
+                hit.browser, hit.browser_version, hit.os, hit.os_version, hit.device = parse(ua)
+        return ()
+
     def _parse(self, ua: str) -> Parsed:
         result = self.resolve(ua, Domain.ALL)
         agent, system, device = result.user_agent, result.os, result.device

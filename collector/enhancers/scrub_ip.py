@@ -18,3 +18,17 @@ def scrub_ip(hit: Hit) -> str | None:
     hit.url = ""
     hit.raw_referrer = ""
     return None
+
+
+def _scrub_many(hits: list[Hit]) -> tuple:
+    for hit in hits:
+        hit.ip = None
+        hit.user_agent = None
+        hit.visitor_key = None
+        hit.params = None
+        hit.url = ""
+        hit.raw_referrer = ""
+    return ()
+
+
+scrub_ip.many = _scrub_many  # the batch form (collector/pipeline.py)

@@ -20,11 +20,20 @@ import msgspec
 from collector import metrics
 from collector.bus import BusUnavailable, StoreFailed
 from collector.quarantine import screen
+from collector.sources.batch_parse import Slow, parse_batch, site_rate_errors
 from collector.sources.http import CORS, PREFLIGHT, BadRequest, Request, client_address, decode_json, respond
 from collector.sources.plausible import hits_from_payload
 
 ROUTE = "/api/v1/batch"
 OK = metrics.requests_total.labels(ROUTE, 202)  # bound once: labels() costs a lock per call
+
+
+def _invalid(errors: list[dict], events: int) -> BadRequest:
+    first = errors[0]
+    exc = BadRequest(422, f"{len(errors)} of {events} events are invalid; nothing was stored. "
+                          f"First: {first['field']}: {first['message']}")
+    exc.details = errors
+    return exc
 
 
 class BatchSource:
@@ -37,7 +46,19 @@ class BatchSource:
         self.max_events = max_events
         self.trusted = trusted
 
-    def _parse(self, body: bytes, now_us: int) -> tuple[list, list[int], list]:
+    def _parse(self, body: bytes, now_us: int) -> tuple[list, list[int], list | None]:
+        """(hits, the index of the event each hit came from, the events as dicts or None if not needed yet)."""
+        try:
+            hits, owners = parse_batch(body, self.limits, now_us, self.max_events)
+        except Slow:  # something is off: the per-event code finds and names every bad event
+            return self._parse_slow(body, now_us)
+        if self.limits.site_rate is not None:
+            errors = site_rate_errors(hits, owners, self.limits)
+            if errors:
+                raise _invalid(errors, owners[-1] + 1)
+        return hits, owners, None
+
+    def _parse_slow(self, body: bytes, now_us: int) -> tuple[list, list[int], list]:
         payload = decode_json(body, 'send {"events": [...]}')
         if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
             raise BadRequest(422, "must be a list of events: send {\"events\": [...]}", "events")
@@ -58,11 +79,7 @@ class BatchSource:
             hits.extend(made)
             owners.extend([index] * len(made))
         if errors:
-            first = errors[0]
-            exc = BadRequest(422, f"{len(errors)} of {len(items)} events are invalid; nothing was stored. "
-                                  f"First: {first['field']}: {first['message']}")
-            exc.details = errors
-            raise exc
+            raise _invalid(errors, len(items))
         return hits, owners, items
 
     async def __call__(self, scope, receive, send) -> None:
@@ -88,15 +105,21 @@ class BatchSource:
         for hit in hits:
             if hit.ip is None and hit.user_agent is None and hit.visitor_key is None:
                 hit.ip = sender_ip  # Plausible's rule: no visitor given, the sender's address stands in
-        index_of = {id(hit): owner for hit, owner in zip(hits, owners, strict=True)}
         try:
-            pending = screen(hits, [items[i] for i in owners], self.schemas, "api/v1/batch")
+            pending = None
+            if self.schemas:  # the raw bodies are needed only to screen props against a schema
+                if items is None:
+                    items = msgspec.json.decode(body)["events"]
+                pending = screen(hits, [items[i] for i in owners], self.schemas, "api/v1/batch")
             outcome = await self.edge.accept(hits, pending)
         except (BusUnavailable, StoreFailed) as exc:
             metrics.requests_total.labels(ROUTE, 503).inc()
             body = msgspec.json.encode({"error": f"nothing stored, try again: {exc}"})
             return await respond(send, 503, body, CORS + [(b"retry-after", b"1")])
-        ignored = [{"index": index_of[id(hit)], "reason": reason} for hit, reason in outcome.dropped]
+        ignored = []
+        if outcome.dropped:
+            index_of = {id(hit): owner for hit, owner in zip(hits, owners, strict=True)}
+            ignored = [{"index": index_of[id(hit)], "reason": reason} for hit, reason in outcome.dropped]
         OK.inc()
         body = msgspec.json.encode({"accepted": len(outcome.kept), "ignored": ignored})
         await respond(send, 202, body, CORS)
