@@ -153,6 +153,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=int, default=10)
     ap.add_argument("--event-connections", type=int, default=48)
+    ap.add_argument("--no-reads", action="store_true", help="ingest only (to see what the dashboard reads cost)")
     ap.add_argument("--seconds", type=int, default=60, help="length of a 'minute' (shorter for a quick try)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
@@ -163,8 +164,9 @@ def main() -> None:
     connections = {"event": args.event_connections, "batch": 4, "pixel": 8}
     stop, stats, samples = threading.Event(), {"reads": 0, "read_errors": 0, "read_seconds": []}, []
     began = time.monotonic()
-    threads = [threading.Thread(target=read_loop, args=(server.url, stop, stats), daemon=True),
-               threading.Thread(target=sample_loop, args=(server, stop, samples, began), daemon=True)]
+    threads = [threading.Thread(target=sample_loop, args=(server, stop, samples, began), daemon=True)]
+    if not args.no_reads:
+        threads.append(threading.Thread(target=read_loop, args=(server.url, stop, stats), daemon=True))
     for t in threads:
         t.start()
     rows = []
