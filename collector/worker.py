@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from collector import metrics
 from collector.bus import StoreFailed
-from collector.events import to_arrow, utc_day
+from collector.events import stored_rows, to_arrow, utc_day
 from collector.pipeline import Chain
 
 log = logging.getLogger("strana.worker")
@@ -116,7 +116,9 @@ class Worker:
                 events.append(hit)
         events.sort(key=_timestamp)
         kept = self.chain.run(events).kept
-        batch = to_arrow(kept) if kept else None
+        batch = None
+        if kept:  # a sink that logs rows (the spool) makes one Arrow batch per load instead of one per group
+            batch = stored_rows(kept) if getattr(self.sink, "accepts_rows", False) else to_arrow(kept)
         started = time.perf_counter()
         await asyncio.get_running_loop().run_in_executor(self.executor, self.sink.write, batch, drops, position,
                                                            quarantine, replayed)

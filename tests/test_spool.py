@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from collector.events import Hit, to_arrow
+from collector.events import Hit, stored_rows, to_arrow
 from collector.sinks.duckdb import DuckDBSink
 from collector.sinks.spool import SpoolingSink
 
@@ -80,3 +80,54 @@ def test_segments_rotate_and_old_ones_are_deleted(tmp_path):
     assert len(list((tmp_path / "spool").glob("*.log"))) <= 2
     spool.close()
     assert count(tmp_path / "s.duckdb") == 50
+
+
+def _hits(n: int, start: int = 0) -> list[Hit]:
+    now = int(time.time() * 1e6)
+    return [Hit(event_id=uuid.uuid4().bytes, site="example.com", timestamp=now + i, received_at=now,
+                pathname=f"/p{start + i}", props={"seq": str(start + i), "plan": "pro"} if i % 2 else None,
+                revenue_amount=-0.0 if i % 3 == 0 else 9.5, visitor_id=2**64 - 1 - i, country=None,
+                interactive=bool(i % 2)) for i in range(n)]
+
+
+def _stored(db):
+    sink = DuckDBSink(db)
+    try:
+        return sink.con.execute("SELECT * EXCLUDE (received_at) FROM events ORDER BY pathname").fetchall()
+    finally:
+        sink.close()
+
+
+def test_rows_and_arrow_batches_store_the_same_events(tmp_path):
+    """The worker hands the spool rows (events.Rows); sinks get Arrow. Both ways store identical values,
+    also after a crash replays rows from the log, and next to records written as Arrow (older spools)."""
+    hits = _hits(40)
+    as_batch = tmp_path / "batch.duckdb"
+    spool = SpoolingSink(DuckDBSink(as_batch), tmp_path / "spool-a")
+    spool.recover()
+    spool.write(to_arrow(hits[:20]), {})
+    spool.write(to_arrow(hits[20:]), {})
+    spool.close()
+
+    as_rows = tmp_path / "rows.duckdb"
+    spool = SpoolingSink(DuckDBSink(as_rows), tmp_path / "spool-r")
+    spool.recover()
+    spool.write(stored_rows(hits[:10]), {})
+    spool.write(to_arrow(hits[10:20]), {})  # an Arrow record among rows: one load takes both
+    spool.wait_loaded(10)
+    spool._closing = True  # the crash: the next records are logged, never loaded
+    with spool._cond:
+        spool._cond.notify_all()
+    spool._loader.join()
+    spool._pending.clear()
+    spool._pending_count = 0
+    spool.write(stored_rows(hits[20:30]), {("example.com", "2026-11-23", "bot_ua"): 1})
+    spool.write(to_arrow(hits[30:]), {})
+    spool.inner.close()
+    again = SpoolingSink(DuckDBSink(as_rows), tmp_path / "spool-r")
+    assert again.recover() == 20
+    again.close()
+
+    stored = _stored(as_rows)
+    assert len(stored) == 40
+    assert stored == _stored(as_batch)
