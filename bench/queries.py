@@ -238,8 +238,13 @@ def bench(path: Path, runs: int, periods: list[str]) -> None:
         rollup.rows = real
 
 
+MEMORY_LIMIT = {"value": ""}  # --memory-limit: as [sink] memory_limit sets it in a server ("": DuckDB's default)
+
+
 def bench_once(path: Path, runs: int, period: str, today: dt.date, hidden: dt.date | None) -> None:
     con = duckdb.connect(str(path))
+    if MEMORY_LIMIT["value"]:
+        con.execute("SET memory_limit = ?", [MEMORY_LIMIT["value"]])
     if hidden:  # as before the job reaches the day: its rows deleted in a transaction rolled back at the end
         con.execute("BEGIN")
         for table in ("rollup_days", "rollup_status"):
@@ -299,7 +304,10 @@ def main() -> None:
                     help="percent of events that carry a random id of their own (as SDK clients send)")
     ap.add_argument("--checkpoint-every", type=int, default=CHECKPOINT_EVERY, metavar="N",
                     help="store the seeded events with a CHECKPOINT every N events, as a server does (0: in one go)")
+    ap.add_argument("--memory-limit", default="", metavar="SIZE",
+                    help="time the queries under this DuckDB memory_limit, as [sink] memory_limit sets it (e.g. 256MB)")
     args = ap.parse_args()
+    MEMORY_LIMIT["value"] = args.memory_limit
     args.data.mkdir(parents=True, exist_ok=True)
     extra = (f"-client{args.client_ids:g}" if args.client_ids else "") + \
         (f"-ckpt{args.checkpoint_every}" if args.checkpoint_every != CHECKPOINT_EVERY else "")

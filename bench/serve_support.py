@@ -82,6 +82,19 @@ class Server:
             return None
         return None
 
+    def worker_rss_split_mb(self) -> dict[str, float]:
+        """The worker's RssAnon (heap, native buffers) and RssFile (mapped files: libraries, the GeoIP database)."""
+        out = {}
+        try:
+            child = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()[0]
+            for line in Path(f"/proc/{child}/status").read_text().splitlines():
+                key = line.split(":")[0]
+                if key in ("RssAnon", "RssFile"):
+                    out[key] = int(line.split()[1]) / 1024
+        except (OSError, IndexError):
+            pass
+        return out
+
     def counts(self) -> dict[int, int]:
         """Stored rows per seq prop; the server must be stopped (DuckDB allows one process)."""
         import duckdb

@@ -13,7 +13,8 @@ second. Every event and batch item carries a unique numeric `seq` prop. Samples
 the Granian worker's RSS every 10 s. At the end it reads strana_events_accepted_total
 from /metrics (what the server acknowledged), SIGTERMs, and counts rows per
 seq in the store: lost = accepted - stored, doubled = seqs stored twice.
-Prints per-minute rates, p99 and RSS, the RSS slope after minute 2 and whether
+Prints per-minute rates, p99 and RSS (with the memory DuckDB says it holds and
+put_session's open visits, from /metrics), the RSS slope after minute 2 and whether
 each minute's p99 stayed within 2x the first minute's. Asserts nothing.
 """
 
@@ -126,11 +127,26 @@ def read_loop(url: str, stop: threading.Event, stats: dict) -> None:
         stop.wait(max(0.0, 1.0 - (time.monotonic() - began)))
 
 
-def sample_loop(server: Server, stop: threading.Event, samples: list, began: float) -> None:
+def gauges(url: str) -> dict[str, float]:
+    """The server's own memory gauges: DuckDB's count (MB) and put_session's open visits."""
+    try:
+        with urllib.request.urlopen(url + "/metrics", timeout=30) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+    out = {}
+    for name, key, scale in (("strana_duckdb_memory_bytes", "duckdb", 2**-20), ("strana_active_visitors", "visits", 1)):
+        if m := re.search(rf"^{name} ([\d.e+]+)$", text, re.M):
+            out[key] = float(m.group(1)) * scale
+    return out
+
+
+def sample_loop(server: Server, stop: threading.Event, samples: list, began: float, inside: list) -> None:
     while not stop.is_set():
         rss = server.worker_rss_mb()
         if rss is not None:
             samples.append((time.monotonic() - began, rss))
+        inside.append({**gauges(server.url), **server.worker_rss_split_mb()})
         stop.wait(10)
 
 
@@ -155,16 +171,20 @@ def main() -> None:
     ap.add_argument("--event-connections", type=int, default=48)
     ap.add_argument("--no-reads", action="store_true", help="ingest only (to see what the dashboard reads cost)")
     ap.add_argument("--seconds", type=int, default=60, help="length of a 'minute' (shorter for a quick try)")
+    ap.add_argument("--env", action="append", default=[], metavar="STRANA_X__Y=value",
+                    help="a setting for the server, e.g. STRANA_SINK__MEMORY_LIMIT=256MB (repeatable)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install -y wrk")
     folder = Path(tempfile.mkdtemp(prefix="strana-soakmax-"))
-    server = Server(folder / "data", env={"STRANA_SERVER__TRUSTED_PROXIES": "127.0.0.1",
-                                          "STRANA_SERVER__LOG_LEVEL": "warning"}).start()
+    env = {"STRANA_SERVER__TRUSTED_PROXIES": "127.0.0.1", "STRANA_SERVER__LOG_LEVEL": "warning",
+           **dict(item.split("=", 1) for item in args.env)}
+    server = Server(folder / "data", env=env).start()
     connections = {"event": args.event_connections, "batch": 4, "pixel": 8}
     stop, stats, samples = threading.Event(), {"reads": 0, "read_errors": 0, "read_seconds": []}, []
+    inside: list[dict] = []
     began = time.monotonic()
-    threads = [threading.Thread(target=sample_loop, args=(server, stop, samples, began), daemon=True)]
+    threads = [threading.Thread(target=sample_loop, args=(server, stop, samples, began, inside), daemon=True)]
     if not args.no_reads:
         threads.append(threading.Thread(target=read_loop, args=(server.url, stop, stats), daemon=True))
     for t in threads:
@@ -172,16 +192,20 @@ def main() -> None:
     rows = []
     try:
         print(f"{'min':>3} {'events/s':>9} {'ev p50':>7} {'ev p99':>7} {'batch/s':>8} {'b p99':>7} {'pixel/s':>8} "
-              f"{'non2xx':>6} {'errors':>6} {'RSS MB':>7}", flush=True)
+              f"{'non2xx':>6} {'errors':>6} {'RSS MB':>7} {'anon':>6} {'file':>6} {'DuckDB':>7} {'visits':>7}",
+              flush=True)
         for n in range(args.minutes):
             r = minute(server.url, n, args.seconds, connections, folder)
             rows.append(r)
             rss = samples[-1][1] if samples else float("nan")
+            last, nan = (inside[-1] if inside else {}), float("nan")
             ev, batch, secs = r["event"], r["batch"], args.seconds
             print(f"{n + 1:>3} {ev['ok'] / secs:>9.0f} {ev['p50']:>7.1f} {ev['p99']:>7.1f} "
                   f"{batch['ok'] * 10 / secs:>8.0f} {batch['p99']:>7.1f} {r['pixel']['ok'] / secs:>8.0f} "
                   f"{sum(x['non2xx'] for x in r.values()):>6} {sum(x['errors'] for x in r.values()):>6} "
-                  f"{rss:>7.1f}", flush=True)
+                  f"{rss:>7.1f} {last.get('RssAnon', nan):>6.0f} {last.get('RssFile', nan):>6.0f} "
+                  f"{last.get('duckdb', nan):>7.1f} {last.get('visits', nan):>7.0f}",
+                  flush=True)
         stop.set()
         for t in threads:
             t.join(60)

@@ -24,6 +24,12 @@ commit_rows = Histogram("strana_commit_batch_rows", "Events per group commit",
 commit_seconds = Histogram("strana_commit_seconds", "Time to commit one group to the store",
                            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), registry=REGISTRY)
 pending_events = Gauge("strana_pending_events", "Events waiting for a commit", registry=REGISTRY)
+# where a long-running server's memory goes (read at scrape time): DuckDB's own count, and the visitors whose
+# visit put_session keeps open (bounded by its max_visitors)
+duckdb_memory = Gauge("strana_duckdb_memory_bytes", "Memory DuckDB holds (buffer cache, queries, appends)",
+                      registry=REGISTRY)
+active_visitors = Gauge("strana_active_visitors", "Visitors with an open visit in put_session's table",
+                        registry=REGISTRY)
 
 
 class ChainTimes:

@@ -67,6 +67,10 @@ def test_health_and_metrics(server):
     assert "strana_events_stored_total 1.0" in text
     assert "strana_commit_seconds_bucket" in text
     assert 'strana_enhancer_seconds_total{step="put_url"}' in text
+    # where a long-running server's memory goes: DuckDB's own count, and the visits put_session keeps open
+    assert "strana_active_visitors 1.0" in text
+    duckdb_bytes = float(text.split("\nstrana_duckdb_memory_bytes ")[1].split()[0])
+    assert 0 < duckdb_bytes < 1 << 30
 
 
 def test_batch_event_id_is_idempotent(server):
