@@ -105,6 +105,8 @@ def read_records(path: Path, start: int = 0):
 
 
 class SpoolingSink:
+    accepts_rows = True  # the worker may hand `events.Rows` instead of an Arrow batch
+
     def __init__(self, inner, folder: Path, segment_bytes: int = 64 << 20, max_load_rows: int = 100_000,
                  load_interval: float = 0.25):
         self.inner = inner
@@ -196,8 +198,6 @@ class SpoolingSink:
             return
         for seg in segments:
             self._path(seg).unlink(missing_ok=True)
-
-    accepts_rows = True  # the worker may hand `events.Rows` instead of an Arrow batch
 
     def _store(self, record: Record, position) -> None:
         self.inner.write(as_arrow(record.events), record.drops, position, record.quarantine, record.replayed)
