@@ -260,3 +260,25 @@ def test_an_id_on_the_day_before_the_range_and_its_second_day_turns_the_rollups_
     assert got["results"] == [{"dimensions": ["DE"], "metrics": [1]}]
     ask(con, "shop.example", "2026-10-22", "2026-10-22", ["visitors"], ["visit:country"], monkeypatch)
     con.close()
+
+
+def test_days_without_events_are_rolled_up_as_zeros(tmp_path, monkeypatch):
+    """A quiet site: events on two days a week apart. The days between are built the short way (a zero totals
+    row and a status row) and a range over the gap answers from the rollups as the raw path does."""
+    t0 = dt.datetime(2026, 11, 2, 23, 50, tzinfo=dt.UTC)
+    rows = [_event("shop.example", "pageview", t0 + dt.timedelta(minutes=m), p, 42, 0, country="DE")
+            for m, p in ((0, "/"), (20, "/docs"))]  # a visit over midnight into 11-03
+    rows += [_event("shop.example", "pageview", t0 + dt.timedelta(days=7, hours=h), "/", 43, 0, country="FR")
+             for h in (1, 2)]
+    write_store(tmp_path, sessionize(rows))
+    con = duckdb.connect(str(tmp_path / "strana.duckdb"))
+    assert rollups.build_pending(con, lambda s: "UTC", now=NOW) == 18  # 11-02 .. 11-19
+    gap = con.execute("SELECT dim, value, visitors, visits, pageviews, events FROM rollup_days "
+                      "WHERE site = 'shop.example' AND day = '2026-11-05'").fetchall()
+    assert gap == [("", None, 0, 0, 0, 0)]
+    assert con.execute("SELECT events, far_ids FROM rollup_status WHERE day = '2026-11-05'").fetchone() == (0, 0)
+    for dim, metrics in [*DIMS, (None, TOTALS)]:
+        ask(con, "shop.example", "2026-11-02", "2026-11-12", metrics, [dim] if dim else [], monkeypatch)
+    got = ask(con, "shop.example", "2026-11-03", "2026-11-09", ["visitors", "pageviews"], [], monkeypatch)
+    assert got["results"][0]["metrics"] == [1, 1]
+    con.close()
