@@ -14,7 +14,8 @@ the Granian worker's RSS every 10 s. At the end it reads strana_events_accepted_
 from /metrics (what the server acknowledged), SIGTERMs, and counts rows per
 seq in the store: lost = accepted - stored, doubled = seqs stored twice.
 Prints per-minute rates, p99 and RSS (with the memory DuckDB says it holds and
-put_session's open visits, from /metrics), the RSS slope after minute 2 and whether
+put_session's open visits, glibc's heap in use / held free and Python's
+allocated blocks, from /metrics), the RSS slope after minute 2 and whether
 each minute's p99 stayed within 2x the first minute's. Asserts nothing.
 """
 
@@ -128,15 +129,19 @@ def read_loop(url: str, stop: threading.Event, stats: dict) -> None:
 
 
 def gauges(url: str) -> dict[str, float]:
-    """The server's own memory gauges: DuckDB's count (MB) and put_session's open visits."""
+    """The server's own memory gauges: DuckDB's count (MB), put_session's open visits, glibc's heap in use and
+    free but held (MB; DuckDB and pyarrow allocate with their own jemalloc, outside it) and Python's blocks (M)."""
     try:
         with urllib.request.urlopen(url + "/metrics", timeout=30) as r:
             text = r.read().decode()
     except OSError:
         return {}
     out = {}
-    for name, key, scale in (("strana_duckdb_memory_bytes", "duckdb", 2**-20), ("strana_active_visitors", "visits", 1)):
-        if m := re.search(rf"^{name} ([\d.e+]+)$", text, re.M):
+    for name, key, scale in (("strana_duckdb_memory_bytes", "duckdb", 2**-20), ("strana_active_visitors", "visits", 1),
+                             ('strana_malloc_bytes{state="in_use"}', "malloc", 2**-20),
+                             ('strana_malloc_bytes{state="free"}', "mfree", 2**-20),
+                             ("strana_python_allocated_blocks", "pyblocks", 1e-6)):
+        if m := re.search(rf"^{re.escape(name)} ([\d.e+]+)$", text, re.M):
             out[key] = float(m.group(1)) * scale
     return out
 
@@ -192,7 +197,8 @@ def main() -> None:
     rows = []
     try:
         print(f"{'min':>3} {'events/s':>9} {'ev p50':>7} {'ev p99':>7} {'batch/s':>8} {'b p99':>7} {'pixel/s':>8} "
-              f"{'non2xx':>6} {'errors':>6} {'RSS MB':>7} {'anon':>6} {'file':>6} {'DuckDB':>7} {'visits':>7}",
+              f"{'non2xx':>6} {'errors':>6} {'RSS MB':>7} {'anon':>6} {'file':>6} {'DuckDB':>7} {'visits':>7} "
+              f"{'malloc':>7} {'m free':>7} {'py Mblk':>7}",
               flush=True)
         for n in range(args.minutes):
             r = minute(server.url, n, args.seconds, connections, folder)
@@ -204,7 +210,8 @@ def main() -> None:
                   f"{batch['ok'] * 10 / secs:>8.0f} {batch['p99']:>7.1f} {r['pixel']['ok'] / secs:>8.0f} "
                   f"{sum(x['non2xx'] for x in r.values()):>6} {sum(x['errors'] for x in r.values()):>6} "
                   f"{rss:>7.1f} {last.get('RssAnon', nan):>6.0f} {last.get('RssFile', nan):>6.0f} "
-                  f"{last.get('duckdb', nan):>7.1f} {last.get('visits', nan):>7.0f}",
+                  f"{last.get('duckdb', nan):>7.1f} {last.get('visits', nan):>7.0f} "
+                  f"{last.get('malloc', nan):>7.1f} {last.get('mfree', nan):>7.1f} {last.get('pyblocks', nan):>7.2f}",
                   flush=True)
         stop.set()
         for t in threads:

@@ -18,6 +18,7 @@ import ctypes
 import dataclasses
 import gc
 import logging
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -112,7 +113,12 @@ class Runtime:
     scheduler: object = None
 
     def sample_memory(self) -> None:
-        """Set the memory gauges (/metrics): DuckDB's own count and put_session's table size."""
+        """Set the memory gauges (/metrics): DuckDB's own count, put_session's table size, and the heap: Python's
+        blocks, glibc's bytes in use and held free, so a growing RSS can be told apart (bench/soak_max.py)."""
+        metrics.python_blocks.set(sys.getallocatedblocks())
+        if (info := heap_info()) is not None:
+            metrics.malloc_bytes.labels("in_use").set(info.uordblks)
+            metrics.malloc_bytes.labels("free").set(info.fordblks)
         if self.worker is None:
             return
         for _, step in self.worker.chain.steps:
@@ -321,6 +327,21 @@ class FrontDoor:
             log.exception("unhandled error on %s %s", scope.get("method"), scope["path"])
             with contextlib.suppress(Exception):
                 await respond(send, 500, b'{"error": "internal error (logged)"}')
+
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def heap_info() -> _Mallinfo2 | None:
+    """glibc's mallinfo2() over all arenas (in use: uordblks, free but held: fordblks); None elsewhere."""
+    try:
+        fn = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return None
+    fn.restype = _Mallinfo2
+    return fn()
 
 
 def trim_heap() -> None:

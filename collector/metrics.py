@@ -30,6 +30,10 @@ duckdb_memory = Gauge("strana_duckdb_memory_bytes", "Memory DuckDB holds (buffer
                       registry=REGISTRY)
 active_visitors = Gauge("strana_active_visitors", "Visitors with an open visit in put_session's table",
                         registry=REGISTRY)
+malloc_bytes = Gauge("strana_malloc_bytes", "glibc's heap: bytes in use, and free but held (fragmentation)",
+                     ["state"], registry=REGISTRY)
+python_blocks = Gauge("strana_python_allocated_blocks", "Memory blocks Python's allocator has handed out",
+                      registry=REGISTRY)
 
 
 class ChainTimes:

@@ -71,6 +71,11 @@ def test_health_and_metrics(server):
     assert "strana_active_visitors 1.0" in text
     duckdb_bytes = float(text.split("\nstrana_duckdb_memory_bytes ")[1].split()[0])
     assert 0 < duckdb_bytes < 1 << 30
+    # and the heap: Python's blocks, glibc's bytes in use and held free (what tells a leak from fragmentation)
+    assert float(text.split("\nstrana_python_allocated_blocks ")[1].split()[0]) > 10_000
+    in_use = float(text.split('\nstrana_malloc_bytes{state="in_use"} ')[1].split()[0])
+    free = float(text.split('\nstrana_malloc_bytes{state="free"} ')[1].split()[0])
+    assert in_use > 1 << 20 and free >= 0
 
 
 def test_batch_event_id_is_idempotent(server):
