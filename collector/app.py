@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import ctypes
 import dataclasses
+import functools
 import gc
 import logging
 import sys
@@ -334,14 +335,21 @@ class _Mallinfo2(ctypes.Structure):
                                                 "fsmblks", "uordblks", "fordblks", "keepcost")]
 
 
-def heap_info() -> _Mallinfo2 | None:
-    """glibc's mallinfo2() over all arenas (in use: uordblks, free but held: fordblks); None elsewhere."""
+@functools.cache
+def _mallinfo2():
+    """glibc's mallinfo2, looked up once (each /metrics scrape calls it); None where there is none."""
     try:
         fn = ctypes.CDLL(None).mallinfo2
     except (OSError, AttributeError):
         return None
     fn.restype = _Mallinfo2
-    return fn()
+    return fn
+
+
+def heap_info() -> _Mallinfo2 | None:
+    """glibc's mallinfo2() over all arenas (in use: uordblks, free but held: fordblks); None elsewhere."""
+    fn = _mallinfo2()
+    return fn() if fn is not None else None
 
 
 def trim_heap() -> None:
