@@ -112,7 +112,9 @@ def wait_stored(workers: list[StranaWorker], at_least: int, timeout: float = 90)
     def done() -> bool:
         statuses = [w.status() or {} for w in workers]
         total = sum(s.get("stored_total", 0) for s in statuses)
-        return total >= at_least and all(s.get("lag") == 0 for s in statuses)
+        # un-acked counts too: events shed with a 503 may still be stored and fill the total while an
+        # accepted one waits for redelivery
+        return total >= at_least and all(s.get("lag") == 0 and not s.get("unacked") for s in statuses)
 
     _until(done, timeout, lambda: [w.status() for w in workers])
 

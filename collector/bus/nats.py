@@ -16,7 +16,10 @@ rows (`bus_positions`). At start the consumer is recreated to begin at the
 lowest stored sequence of its partitions, and every message below its
 partition's stored sequence (redeliveries, replays) is acked and skipped, so
 nothing is stored twice and nothing waits for an ack timeout after a crash.
-Lag is exact here (the consumer's pending count).
+The same reopening happens when the connection comes back (a broker restart):
+messages handed to a fetch that died with the connection would otherwise sit
+un-acked for the whole ack wait (60 s). Lag is exact here: the consumer's
+pending count, and `unacked` its delivered-but-not-acked count.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ async def _quiet(*_args) -> None:
     return None
 
 
-async def connect(bus, *, reconnect: bool = True):
+async def connect(bus, *, reconnect: bool = True, on_reconnect=_quiet):
     """A connection, or a BusError naming `[bus] servers` and the addresses tried."""
     errors: list[BaseException] = []
     connected = False
@@ -68,7 +71,7 @@ async def connect(bus, *, reconnect: bool = True):
     try:
         nc = await asyncio.wait_for(
             nats.connect(**connect_options(bus, reconnect=reconnect), error_cb=on_error,
-                         disconnected_cb=_quiet, reconnected_cb=_quiet),
+                         disconnected_cb=_quiet, reconnected_cb=on_reconnect),
             timeout=bus.connect_timeout_ms / 1000 + 1)
     except (NatsError, OSError, TimeoutError) as exc:
         cause = errors[-1] if errors else exc
@@ -132,9 +135,10 @@ class NatsBus:
         self._closed = False
         self._pending_acks: set[asyncio.Task] = set()
         self._lag: dict = {}
+        self._reopen = False
 
     async def start(self) -> None:
-        self.nc = await connect(self.settings.bus)
+        self.nc = await connect(self.settings.bus, on_reconnect=self._reconnected)
         self.js = self.nc.jetstream(timeout=self.timeout)
         if self.consume:
             await self._open_consumer()
@@ -163,6 +167,9 @@ class NatsBus:
 
     # ---- worker side ----
 
+    async def _reconnected(self) -> None:
+        self._reopen = self.consume
+
     def consume_from(self, positions: dict[tuple[str, int], int], owned: list[int] | None) -> None:
         self.next = {part: seq for (stream, part), seq in positions.items() if stream == self.stream}
         if owned is not None:
@@ -187,11 +194,25 @@ class NatsBus:
         except NotFoundError:
             pass
         await self.js.add_consumer(self.topic, config)
+        if self.sub is not None:
+            try:
+                await self.sub.unsubscribe()
+            except NatsError:
+                pass
         self.sub = await self.js.pull_subscribe_bind(durable=self.durable, stream=self.topic)
         log.info("nats: consumer %s on partitions %s from sequence %d", self.durable, self.owned, start)
 
     async def deliveries(self):
         while not self._closed:
+            if self._reopen:  # every earlier delivery is stored or nak'ed by now: no batch is in two hands
+                self._reopen = False
+                try:
+                    await self._open_consumer()
+                except (NatsError, TimeoutError) as exc:
+                    log.warning("nats: reopening the consumer failed (%s); retrying", type(exc).__name__)
+                    self._reopen = True
+                    await asyncio.sleep(0.5)
+                    continue
             try:
                 msgs = await self.sub.fetch(self.batch, timeout=0.25)
             except TimeoutError:
