@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 _HASHER = PasswordHasher()
-_DUMMY = _HASHER.hash("strana-dummy-password")
 MIN_LENGTH = 10
 
 
@@ -14,10 +15,16 @@ def hash_password(password: str) -> str:
     return _HASHER.hash(password)
 
 
+@functools.cache
+def _dummy() -> str:
+    """Made on first use, not at import: a hash costs ~0.15 s and 64 MiB, which every start-up would pay."""
+    return _HASHER.hash("strana-dummy-password")
+
+
 def verify(stored: str | None, password: str) -> bool:
     """True when `password` matches; with no stored hash, burn the same time and say no."""
     try:
-        return _HASHER.verify(stored or _DUMMY, password) and stored is not None
+        return _HASHER.verify(stored or _dummy(), password) and stored is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
