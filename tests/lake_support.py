@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -26,21 +27,31 @@ BUCKET = "lake"
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 
 
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def _free_port_pair() -> int:
-    """A port p with p and p + 10000 free (weed puts its gRPC ports 10000 above the HTTP ones)."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port + 10000 > 65535:
-            continue
+    """A port p with p and p + 10000 free (weed puts its gRPC ports 10000 above the HTTP ones).
+
+    Both lie below the kernel's ephemeral range: a port from bind(0) can be
+    taken, between our probe and weed's bind, by any outgoing connection of
+    the other test workers (CI saw exactly that: "bind: address already in use").
+    """
+    top = _ephemeral_floor() - 10000
+    for _ in range(500):
+        port = random.randrange(10000, top)
         try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", port + 10000))
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
         except OSError:
             continue
         return port
-    raise RuntimeError("no free port pair")
+    raise RuntimeError("no free port pair below the ephemeral range")
 
 
 class WeedServer:
@@ -96,8 +107,20 @@ class WeedServer:
 
 
 def running_weed(tmp_path: Path):
-    """For a module's `weed` fixture: `yield from running_weed(tmp_path)`."""
-    server = WeedServer(tmp_path / "weed").start()
+    """For a module's `weed` fixture: `yield from running_weed(tmp_path)`.
+
+    Another worker's weed can still take a port between the probe and the
+    bind; weed then exits on "address already in use", and we pick new ports.
+    """
+    for attempt in range(3):
+        server = WeedServer(tmp_path / f"weed-{attempt}")
+        try:
+            server.start()
+            break
+        except RuntimeError as e:
+            server.stop()
+            if "address already in use" not in str(e) or attempt == 2:
+                raise
     yield server
     server.stop()
 
