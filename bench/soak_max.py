@@ -128,7 +128,7 @@ def read_loop(url: str, stop: threading.Event, stats: dict) -> None:
         stop.wait(max(0.0, 1.0 - (time.monotonic() - began)))
 
 
-def gauges(url: str) -> dict[str, float]:
+def gauges(url: str) -> dict[str, float | str]:
     """The server's own memory gauges: DuckDB's count (MB), put_session's open visits, glibc's heap in use and
     free but held (MB; DuckDB and pyarrow allocate with their own jemalloc, outside it) and Python's blocks (M)."""
     try:
@@ -143,6 +143,10 @@ def gauges(url: str) -> dict[str, float]:
                              ("strana_python_allocated_blocks", "pyblocks", 1e-6)):
         if m := re.search(rf"^{re.escape(name)} ([\d.e+]+)$", text, re.M):
             out[key] = float(m.group(1)) * scale
+    tags = [(float(v), t) for t, v in re.findall(r'^strana_duckdb_memory_tag_bytes\{tag="([^"]+)"\} ([\d.e+]+)$', text, re.M)]
+    if tags:
+        used, tag = max(tags)
+        out["top_tag"] = f"{tag}:{used / 2**20:.0f}"
     return out
 
 
@@ -198,7 +202,7 @@ def main() -> None:
     try:
         print(f"{'min':>3} {'events/s':>9} {'ev p50':>7} {'ev p99':>7} {'batch/s':>8} {'b p99':>7} {'pixel/s':>8} "
               f"{'non2xx':>6} {'errors':>6} {'RSS MB':>7} {'anon':>6} {'file':>6} {'DuckDB':>7} {'visits':>7} "
-              f"{'malloc':>7} {'m free':>7} {'py Mblk':>7}",
+              f"{'malloc':>7} {'m free':>7} {'py Mblk':>7} {'DuckDB top (MB)':>16}",
               flush=True)
         for n in range(args.minutes):
             r = minute(server.url, n, args.seconds, connections, folder)
@@ -211,7 +215,8 @@ def main() -> None:
                   f"{sum(x['non2xx'] for x in r.values()):>6} {sum(x['errors'] for x in r.values()):>6} "
                   f"{rss:>7.1f} {last.get('RssAnon', nan):>6.0f} {last.get('RssFile', nan):>6.0f} "
                   f"{last.get('duckdb', nan):>7.1f} {last.get('visits', nan):>7.0f} "
-                  f"{last.get('malloc', nan):>7.1f} {last.get('mfree', nan):>7.1f} {last.get('pyblocks', nan):>7.2f}",
+                  f"{last.get('malloc', nan):>7.1f} {last.get('mfree', nan):>7.1f} {last.get('pyblocks', nan):>7.2f} "
+                  f"{last.get('top_tag', '-'):>16}",
                   flush=True)
         stop.set()
         for t in threads:

@@ -129,10 +129,12 @@ class Runtime:
             with contextlib.suppress(Exception):  # a lake sink has no DuckDB of its own to ask
                 cur = self.sink.reader()
                 try:
-                    used = cur.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()[0]
+                    tags = cur.execute("SELECT tag, memory_usage_bytes FROM duckdb_memory()").fetchall()
                 finally:
                     cur.close()
-                metrics.duckdb_memory.set(used or 0)
+                for tag, used in tags:
+                    metrics.duckdb_memory_by_tag.labels(tag).set(used)
+                metrics.duckdb_memory.set(sum(used for _, used in tags))
 
     @property
     def ingest_only(self) -> bool:

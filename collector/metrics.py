@@ -28,6 +28,8 @@ pending_events = Gauge("strana_pending_events", "Events waiting for a commit", r
 # visit put_session keeps open (bounded by its max_visitors)
 duckdb_memory = Gauge("strana_duckdb_memory_bytes", "Memory DuckDB holds (buffer cache, queries, appends)",
                       registry=REGISTRY)
+duckdb_memory_by_tag = Gauge("strana_duckdb_memory_tag_bytes", "Memory DuckDB holds, by what it is for "
+                             "(BASE_TABLE: cached table blocks, HASH_TABLE: queries, ...)", ["tag"], registry=REGISTRY)
 active_visitors = Gauge("strana_active_visitors", "Visitors with an open visit in put_session's table",
                         registry=REGISTRY)
 malloc_bytes = Gauge("strana_malloc_bytes", "glibc's heap: bytes in use, and free but held (fragmentation)",

@@ -85,7 +85,7 @@ SETTINGS: list[tuple[str, str, Any, str]] = [
      "per site: [sites.\"example.com\"] retention_days"),
     ("sink", "compact_grace_seconds", 600, "parquet: compaction deletes merged files this long after merging "
      "(longer than any query runs)"),
-    ("sink", "memory_limit", "1GB", "duckdb: the most memory DuckDB may keep (buffer cache and queries; larger "
+    ("sink", "memory_limit", "256MB", "duckdb: the most memory DuckDB may keep (buffer cache and queries; larger "
      "operations spill to disk), e.g. 512MB, 4GB; empty: DuckDB's default, 80% of RAM"),
     ("sink", "list_cache_seconds", 5.0, "parquet: how long reports reuse a listing of the lake (this process's "
      "own writes show at once)"),
