@@ -44,6 +44,15 @@ class BadRequest(Exception):
         return msgspec.json.encode(err)
 
 
+def body_left_unread(limit: int) -> BadRequest:
+    """413 for a body not read to its end. The answer says the connection closes: Granian drains or drops
+    the rest of such a body as it sees fit, and when it drops the connection without saying so, a
+    keep-alive client loses its next request on it ("server disconnected without sending a response")."""
+    exc = BadRequest(413, f"body is larger than {limit} bytes", reason="too_large")
+    exc.headers = [(b"connection", b"close")]
+    return exc
+
+
 class Request:
     __slots__ = ("scope", "receive", "_headers")
 
@@ -96,7 +105,7 @@ class Request:
         if declared is not None:
             try:
                 if int(declared) > limit:
-                    raise BadRequest(413, f"body is larger than {limit} bytes", reason="too_large")
+                    raise body_left_unread(limit)
             except ValueError:
                 raise BadRequest(400, "content-length is not a number") from None
         chunks = []
@@ -108,7 +117,7 @@ class Request:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise BadRequest(413, f"body is larger than {limit} bytes", reason="too_large")
+                raise body_left_unread(limit)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
