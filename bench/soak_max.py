@@ -143,7 +143,8 @@ def gauges(url: str) -> dict[str, float | str]:
                              ("strana_python_allocated_blocks", "pyblocks", 1e-6)):
         if m := re.search(rf"^{re.escape(name)} ([\d.e+]+)$", text, re.M):
             out[key] = float(m.group(1)) * scale
-    tags = [(float(v), t) for t, v in re.findall(r'^strana_duckdb_memory_tag_bytes\{tag="([^"]+)"\} ([\d.e+]+)$', text, re.M)]
+    tagged = r'^strana_duckdb_memory_tag_bytes\{tag="([^"]+)"\} ([\d.e+]+)$'
+    tags = [(float(v), t) for t, v in re.findall(tagged, text, re.M)]
     if tags:
         used, tag = max(tags)
         out["top_tag"] = f"{tag}:{used / 2**20:.0f}"

@@ -50,10 +50,9 @@ class Buckets:
 
 class RateLimited(BadRequest):
     def __init__(self, wait: float, what: str):
-        super().__init__(429, f"too many events {what}: slow down and retry after {math.ceil(wait)} s",
-                         reason="rate_limited")
         self.retry_after = max(1, math.ceil(wait))
-        self.headers = [(b"retry-after", str(self.retry_after).encode())]
+        super().__init__(429, f"too many events {what}: slow down and retry after {math.ceil(wait)} s",
+                         reason="rate_limited", headers=[(b"retry-after", str(self.retry_after).encode())])
 
 
 class SiteLimiter:

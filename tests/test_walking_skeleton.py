@@ -73,7 +73,8 @@ def test_health_and_metrics(server):
     duckdb_bytes = float(text.split("\nstrana_duckdb_memory_bytes ")[1].split()[0])
     assert 0 < duckdb_bytes < 1 << 30
     # split by what DuckDB holds it for, and the parts add up to the total
-    by_tag = {t: float(v) for t, v in re.findall(r'^strana_duckdb_memory_tag_bytes\{tag="([^"]+)"\} (\S+)$', text, re.M)}
+    tagged = r'^strana_duckdb_memory_tag_bytes\{tag="([^"]+)"\} (\S+)$'
+    by_tag = {t: float(v) for t, v in re.findall(tagged, text, re.M)}
     assert "BASE_TABLE" in by_tag and sum(by_tag.values()) == duckdb_bytes
     # and the heap: Python's blocks, glibc's bytes in use and held free (what tells a leak from fragmentation)
     assert float(text.split("\nstrana_python_allocated_blocks ")[1].split()[0]) > 10_000

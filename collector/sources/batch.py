@@ -100,7 +100,7 @@ class BatchSource:
             out = msgspec.json.decode(exc.body())
             if getattr(exc, "details", None):
                 out["errors"] = exc.details
-            return await respond(send, exc.status, msgspec.json.encode(out), CORS + getattr(exc, "headers", []))
+            return await respond(send, exc.status, msgspec.json.encode(out), CORS + exc.headers)
         sender_ip = client_address(request, self.trusted)
         for hit in hits:
             if hit.ip is None and hit.user_agent is None and hit.visitor_key is None:

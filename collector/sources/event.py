@@ -46,7 +46,7 @@ class EventSource:
         except BadRequest as exc:
             metrics.rejected_total.labels(ROUTE, exc.reason).inc()
             metrics.requests_total.labels(ROUTE, exc.status).inc()
-            return await respond(send, exc.status, exc.body(), CORS + getattr(exc, "headers", []))
+            return await respond(send, exc.status, exc.body(), CORS + exc.headers)
         ip = client_address(request, self.trusted)
         ua = request.header(b"user-agent")
         signal = request.header(b"dnt") == "1" or request.header(b"sec-gpc") == "1"

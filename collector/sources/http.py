@@ -27,14 +27,17 @@ PREFLIGHT = CORS + [
 
 
 class BadRequest(Exception):
-    """A client error: status, the field at fault (or None) and a message that says what to fix."""
+    """A client error: status, the field at fault (or None), a message that says what to fix, and any headers
+    the answer must carry."""
 
-    def __init__(self, status: int, message: str, field: str | None = None, reason: str = "invalid"):
+    def __init__(self, status: int, message: str, field: str | None = None, reason: str = "invalid",
+                 headers: list[tuple[bytes, bytes]] | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
         self.reason = reason
+        self.headers = headers or []
 
     def body(self) -> bytes:
         err: dict = {"error": (f"{self.field}: " if self.field else "") + self.message}
@@ -48,9 +51,8 @@ def body_left_unread(limit: int) -> BadRequest:
     """413 for a body not read to its end. The answer says the connection closes: Granian drains or drops
     the rest of such a body as it sees fit, and when it drops the connection without saying so, a
     keep-alive client loses its next request on it ("server disconnected without sending a response")."""
-    exc = BadRequest(413, f"body is larger than {limit} bytes", reason="too_large")
-    exc.headers = [(b"connection", b"close")]
-    return exc
+    return BadRequest(413, f"body is larger than {limit} bytes", reason="too_large",
+                      headers=[(b"connection", b"close")])
 
 
 class Request:

@@ -104,7 +104,7 @@ class WebhookSource:
             payload = decode_json(raw, "webhooks are read as JSON")
         except BadRequest as exc:
             metrics.rejected_total.labels(route, exc.reason).inc()
-            return exc.status, exc.body(), getattr(exc, "headers", [])
+            return exc.status, exc.body(), exc.headers
         headers = {h: v for h in hook.mapping.headers_used() if (v := request.header(h)) is not None}
         delivery = hook.mapping.delivery(payload, headers, raw)
         now_us = time.time_ns() // 1000
