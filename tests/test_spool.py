@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -77,7 +78,59 @@ def test_segments_rotate_and_old_ones_are_deleted(tmp_path):
     for i in range(10):
         spool.write(batch(5, i * 5), {})
     assert spool.wait_loaded(10)
-    assert len(list((tmp_path / "spool").glob("*.log"))) <= 2
+    assert wait_for_segments(tmp_path / "spool", 2) <= 2
+    spool.close()
+    assert count(tmp_path / "s.duckdb") == 50
+
+
+def wait_for_segments(folder, at_most: int) -> int:
+    """The number of segment files, once it is down to `at_most` or after 10 s (the loader deletes them)."""
+    deadline = time.monotonic() + 10
+    while len(list(folder.glob("*.log"))) > at_most and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return len(list(folder.glob("*.log")))
+
+
+class HeldSink(DuckDBSink):
+    """A DuckDB sink whose loads wait for `release`, and which records what happened in which order."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.release = threading.Event()
+        self.log: list[str] = []
+
+    def write(self, *args, **kwargs):
+        self.release.wait(30)
+        self.log.append("write")
+        return super().write(*args, **kwargs)
+
+    def checkpoint(self):
+        self.log.append("checkpoint")
+        return super().checkpoint()
+
+
+def test_a_rotation_does_not_hold_writes_behind_the_loader(tmp_path):
+    """Passing `segment_bytes` only starts a new file: the group commit that crosses it returns while the
+    loader is still busy (it used to wait for the load and a CHECKPOINT, and every request waited with it).
+    The loader deletes the old segments itself once they are loaded, and only after a checkpoint."""
+    folder = tmp_path / "spool"
+    sink = HeldSink(tmp_path / "s.duckdb")
+    sink.release.set()
+    spool = SpoolingSink(sink, folder, segment_bytes=2000, load_interval=0.01)
+    spool.recover()
+    sink.release.clear()  # the loader is stuck in its next load from here on
+    batches = [batch(5, i * 5) for i in range(10)]
+    writer = threading.Thread(target=lambda: [spool.write(b, {}) for b in batches])  # each passes 2000 bytes
+    writer.start()
+    writer.join(10)
+    held, segments = writer.is_alive(), len(list(folder.glob("*.log")))
+    sink.release.set()
+    writer.join()
+    assert not held, "the writes waited for the loader"
+    assert segments >= 10, "every write got its own segment while the loader was held"
+    assert spool.wait_loaded(10)
+    assert wait_for_segments(folder, 2) <= 2
+    assert "checkpoint" in sink.log and sink.log.index("checkpoint") > sink.log.index("write")
     spool.close()
     assert count(tmp_path / "s.duckdb") == 50
 

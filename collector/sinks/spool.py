@@ -11,8 +11,8 @@ transaction as the rows (`bus_positions`, stream "spool"). After a crash,
 nothing is stored twice. A torn record at the tail (the crash hit mid-write)
 was never acknowledged, so it is cut off.
 
-Files: `spool/<segment>.log`, a new segment when one passes `segment_bytes`
-and is fully loaded; loaded segments are deleted only after a CHECKPOINT of
+Files: `spool/<segment>.log`, a new segment when one passes `segment_bytes`;
+the loader deletes the segments it has loaded, but only after a CHECKPOINT of
 the inner sink, so rows that are still only in DuckDB's WAL keep their spool
 copy: a torn or truncated WAL (which DuckDB opens without a word, minus the
 tail) rolls the spool position back with the rows, and the next start replays
@@ -128,6 +128,8 @@ class SpoolingSink:
         self._offset = 0
         self._broken = False
         self._loader: threading.Thread | None = None
+        self._kept_from = 0  # segments below this one are deleted
+        self._drop_retry_at = 0.0
 
     # ---- the inner sink's reading side passes through
     def reader(self):
@@ -169,6 +171,7 @@ class SpoolingSink:
         self._segment = (segments[-1] + 1) if segments else max(done_seg + 1, 0)
         self._drop_loaded(segments)  # all loaded now
         self._open_segment(self._segment)
+        self._kept_from = self._segment
         self._loader = threading.Thread(target=self._load_loop, name="strana-spool-loader", daemon=True)
         self._loader.start()
         if replayed:
@@ -186,18 +189,19 @@ class SpoolingSink:
         finally:
             os.close(dir_fd)
 
-    def _drop_loaded(self, segments: list[int]) -> None:
+    def _drop_loaded(self, segments: list[int]) -> bool:
         """Delete loaded segments once their rows are in the database file, not only in DuckDB's WAL."""
         if not segments:
-            return
+            return True
         try:
             if hasattr(self.inner, "checkpoint"):
                 self.inner.checkpoint()
         except Exception as exc:  # busy: keep the segments (harmless, below the stored position); next time
             log.warning("spool: checkpoint failed (%s); keeping %d loaded segment(s) for now", exc, len(segments))
-            return
+            return False
         for seg in segments:
             self._path(seg).unlink(missing_ok=True)
+        return True
 
     def _store(self, record: Record, position) -> None:
         self.inner.write(as_arrow(record.events), record.drops, position, record.quarantine, record.replayed)
@@ -235,7 +239,8 @@ class SpoolingSink:
             self._written = (self._segment, self._offset)
             self._cond.notify_all()
         if self._offset >= self.segment_bytes:  # the record is durable: a failed rotation must not undo its 2xx
-            self.wait_loaded()
+            # Only a new file here: the old one is deleted by the loader once it is loaded and checkpointed.
+            # Waiting for that here held every group commit behind a load and a CHECKPOINT (a p99 spike).
             old = self._segment
             try:
                 self._open_segment(old + 1)
@@ -243,7 +248,6 @@ class SpoolingSink:
                 log.warning("spool: could not start a new segment (%s); staying on %s", exc, self._path(old).name)
                 return
             self._offset = 0
-            self._drop_loaded([seg for seg in self._segments() if seg <= old])
 
     def _load_loop(self) -> None:
         while True:
@@ -298,6 +302,12 @@ class SpoolingSink:
             with self._cond:
                 self._loaded = (segment, end)
                 self._cond.notify_all()
+            if segment > self._kept_from and time.monotonic() >= self._drop_retry_at:
+                # A record of `segment` is loaded, so every record of the segments before it is too.
+                if self._drop_loaded([seg for seg in self._segments() if seg < segment]):
+                    self._kept_from = segment
+                else:
+                    self._drop_retry_at = time.monotonic() + 5.0
 
     def wait_loaded(self, timeout: float | None = None) -> bool:
         """Block until everything written so far is in the inner sink (read-your-writes for reports)."""
