@@ -365,6 +365,13 @@ def trim_heap() -> None:
         ctypes.CDLL(None).malloc_trim(0)
 
 
+# A group commit crosses threads twice (the event loop hands it to the sink thread, which hands the answer back),
+# and each time the thread that wants the GIL waits up to the switch interval for a busy event loop to let go:
+# Python's 5 ms default sat in every tracker request's latency. At 0.5 ms, bench/ingest.py's single events ran
+# faster in each of 7 alternating pairs of runs here (+3% to +35%, ~+12% on average); batches unchanged.
+GIL_SWITCH_SECONDS = 0.0005
+
+
 def create_app(settings: Settings | None = None) -> FrontDoor:
     settings = settings or load()
     logging.basicConfig(level=settings.server.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
@@ -381,6 +388,7 @@ def create_app(settings: Settings | None = None) -> FrontDoor:
     async def lifespan(app: Litestar):
         await runtime.start()
         trim_heap()
+        sys.setswitchinterval(GIL_SWITCH_SECONDS)
         try:
             yield
         finally:
