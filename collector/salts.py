@@ -22,7 +22,7 @@ def day_date(day: int) -> dt.date:
 
 class SaltStore(Protocol):
     def load(self) -> dict[dt.date, bytes]: ...
-    def create(self, day: dt.date, salt: bytes) -> None: ...  # keeps an existing one
+    def create(self, day: dt.date, salt: bytes) -> bytes: ...  # keeps an existing one; returns the kept salt
     def delete_before(self, day: dt.date) -> int: ...
 
 
@@ -35,9 +35,10 @@ class DuckDBSaltStore:
         with self.lock:
             return {day: bytes(salt) for day, salt in self.con.execute("SELECT day, salt FROM salts").fetchall()}
 
-    def create(self, day: dt.date, salt: bytes) -> None:
+    def create(self, day: dt.date, salt: bytes) -> bytes:
         with self.lock:
             self.con.execute("INSERT INTO salts VALUES (?, ?) ON CONFLICT (day) DO NOTHING", [day, salt])
+            return bytes(self.con.execute("SELECT salt FROM salts WHERE day = ?", [day]).fetchone()[0])
 
     def delete_before(self, day: dt.date) -> int:
         with self.lock:
@@ -63,8 +64,9 @@ class SaltKeeper:
             today = day_date(day)
             salts = self.store.load()
             if today not in salts:
-                self.store.create(today, secrets.token_bytes(32))
-                salts = self.store.load()  # another process may have won the race: use its salt
+                # The store answers with the salt it kept: another process may have won the race.
+                # Not a re-read of load(): a listing right after a write can miss it (NATS KV's keys()).
+                salts[today] = self.store.create(today, secrets.token_bytes(32))
             self._pair = (salts[today], salts.get(today - dt.timedelta(days=1)))
             self._day = day
 

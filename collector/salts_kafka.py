@@ -74,10 +74,11 @@ class KafkaSaltStore:
             finally:
                 consumer.close()
 
-    def create(self, day: dt.date, salt: bytes) -> None:
+    def create(self, day: dt.date, salt: bytes) -> bytes:
         if day not in self.load():
             with self.lock:
                 self._send(day.isoformat().encode(), salt)
+        return self.load()[day]  # the first one written for the day wins; load() reads up to our own write
 
     def delete_before(self, day: dt.date) -> int:
         old = [d for d in self.load() if d < day]

@@ -18,7 +18,7 @@ import datetime as dt
 import threading
 
 from nats.js.api import StorageType
-from nats.js.errors import BucketNotFoundError, KeyValueError, NoKeysError
+from nats.js.errors import BucketNotFoundError, KeyValueError
 
 from collector.bus.nats import connect
 
@@ -30,6 +30,7 @@ class NatsSaltStore:
         self.thread = threading.Thread(target=self.loop.run_forever, name="strana-salts", daemon=True)
         self.thread.start()
         self.nc = None
+        self.js = None
         self.kv = self._run(self._open())
 
     def _run(self, coro):
@@ -37,7 +38,7 @@ class NatsSaltStore:
 
     async def _open(self):
         self.nc = await connect(self.bus)
-        js = self.nc.jetstream()
+        js = self.js = self.nc.jetstream()
         try:
             return await js.key_value(self.bus.salts)
         except BucketNotFoundError:
@@ -45,10 +46,11 @@ class NatsSaltStore:
                                              description="Strana daily visitor-id salts")
 
     async def _keys(self) -> list[str]:
-        try:
-            return await self.kv.keys()
-        except NoKeysError:
-            return []
+        # The bucket stream's subjects, not kv.keys(): that watcher can signal "no more keys" before a
+        # just-written one arrives (nats-py compares the consumer's pending count with what it has delivered),
+        # and a salt that seems missing would be made twice. Purged keys still list here; _load skips them.
+        info = await self.js.stream_info(self.kv._stream, subjects_filter=f"{self.kv._pre}>")
+        return [subject[len(self.kv._pre):] for subject in (info.state.subjects or {})]
 
     async def _load(self) -> dict[dt.date, bytes]:
         out = {}
@@ -61,23 +63,24 @@ class NatsSaltStore:
                 out[dt.date.fromisoformat(key)] = bytes(entry.value)
         return out
 
-    async def _create(self, day: dt.date, salt: bytes) -> None:
+    async def _create(self, day: dt.date, salt: bytes) -> bytes:
         try:
             await self.kv.create(day.isoformat(), salt)
         except KeyValueError:
             pass  # another process made it first: keep theirs
+        return bytes((await self.kv.get(day.isoformat())).value)
 
     async def _delete_before(self, day: dt.date) -> int:
-        old = [key for key in await self._keys() if dt.date.fromisoformat(key) < day]
-        for key in old:
-            await self.kv.purge(key)
+        old = [d for d in await self._load() if d < day]  # a purged key lists until compaction: count salts
+        for d in old:
+            await self.kv.purge(d.isoformat())
         return len(old)
 
     def load(self) -> dict[dt.date, bytes]:
         return self._run(self._load())
 
-    def create(self, day: dt.date, salt: bytes) -> None:
-        self._run(self._create(day, salt))
+    def create(self, day: dt.date, salt: bytes) -> bytes:
+        return self._run(self._create(day, salt))
 
     def delete_before(self, day: dt.date) -> int:
         return self._run(self._delete_before(day))

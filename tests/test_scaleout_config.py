@@ -91,10 +91,11 @@ def test_salts_are_shared_and_deleted(salt_stores):
     a, b = salt_stores
     today = dt.date(2025, 3, 2)
     a.create(today - dt.timedelta(days=2), b"old" * 8)
-    a.create(today, b"A" * 32)
-    b.create(today, b"B" * 32)  # a second process racing for the same day keeps the first salt
+    assert a.create(today, b"A" * 32) == b"A" * 32
+    assert b.create(today, b"B" * 32) == b"A" * 32  # a second process racing for the same day keeps the first salt
     assert a.load()[today] == b.load()[today] == b"A" * 32
     day = (today - dt.date(1970, 1, 1)).days
     assert SaltKeeper(a).pair(day) == SaltKeeper(b).pair(day) == (b"A" * 32, None)
     assert b.delete_before(today - dt.timedelta(days=1)) == 1
     assert set(a.load()) == {today}
+    assert b.delete_before(today - dt.timedelta(days=1)) == 0  # nothing left to delete, even where a purge lingers

@@ -82,6 +82,31 @@ def test_salts_are_random_per_store(tmp_path):
     assert ids[0] != ids[1]
 
 
+
+class LaggingListStore:
+    """A shared store whose listing misses a salt written a moment ago (NATS KV's keys() can), and which
+    already holds another process's salt for the day, so a create keeps that one."""
+
+    def __init__(self, winner: bytes):
+        self.salts = {day_date(DAY): winner}
+
+    def load(self):
+        return {}
+
+    def create(self, day, salt):
+        return self.salts.setdefault(day, salt)
+
+    def delete_before(self, day):
+        return 0
+
+
+def test_a_listing_that_lags_a_write_still_gives_the_salt_the_store_kept():
+    # CI once failed here: the server died at start with KeyError(today) after a NATS listing came back empty.
+    store = LaggingListStore(b"W" * 32)
+    assert SaltKeeper(store).pair(DAY) == (b"W" * 32, None)
+    assert visitor(SaltKeeper(store), DAY).visitor_id == visitor(SaltKeeper(store), DAY).visitor_id
+
+
 # ---- DNT / GPC policies
 
 

@@ -170,7 +170,7 @@ class LakeSaltStore:
     """Salts as small objects, `_salts/<YYYY-MM-DD>.bin`; rotation deletes the old ones.
 
     `create` keeps an existing salt (check, then put): two processes starting
-    the same second may both put, and `SaltKeeper` re-reads after creating, so
+    the same second may both put, and `create` reads back what was stored, so
     they converge on the last one written.
     """
 
@@ -188,10 +188,11 @@ class LakeSaltStore:
                 continue
         return out
 
-    def create(self, day: dt.date, salt: bytes) -> None:
+    def create(self, day: dt.date, salt: bytes) -> bytes:
         rel = f"{self.PREFIX}/{day}.bin"
         if not self.lake.exists(rel):
             self.lake.put(rel, salt)
+        return self.lake.get(rel)
 
     def delete_before(self, day: dt.date) -> int:
         deleted = 0
