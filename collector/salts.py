@@ -38,11 +38,13 @@ class DuckDBSaltStore:
     def create(self, day: dt.date, salt: bytes) -> bytes:
         with self.lock:
             self.con.execute("INSERT INTO salts VALUES (?, ?) ON CONFLICT (day) DO NOTHING", [day, salt])
-            return bytes(self.con.execute("SELECT salt FROM salts WHERE day = ?", [day]).fetchone()[0])
+            # fetchall, not fetchone: a result left unread keeps this cursor's transaction open, and then no
+            # CHECKPOINT can run (the spool keeps its segments; shutdown fails) until the cursor is closed.
+            return bytes(self.con.execute("SELECT salt FROM salts WHERE day = ?", [day]).fetchall()[0][0])
 
     def delete_before(self, day: dt.date) -> int:
         with self.lock:
-            return self.con.execute("DELETE FROM salts WHERE day < ?", [day]).fetchone()[0]
+            return self.con.execute("DELETE FROM salts WHERE day < ?", [day]).fetchall()[0][0]
 
 
 class SaltKeeper:
