@@ -17,9 +17,11 @@ import pyarrow as pa
 from collector import migrate
 
 # A serving process holds the store for days: freed memory should go back to the system, not stay parked in
-# an allocator. DuckDB's jemalloc purges it from a background thread; pyarrow's jemalloc (the group commits'
-# and spool loads' buffers) at once. Without these a server kept ~25 MB more RSS after a few hundred hits
-# (bench/memory.py: worker anon 120 MB vs ~100 MB after 1,500 hits); cost: ~5% on the Arrow conversions.
+# an allocator. DuckDB's jemalloc purges it from a background thread. Without that a server kept ~25 MB more
+# RSS after a few hundred hits (bench/memory.py: worker anon 120 MB vs ~100 MB after 1,500 hits).
+# pyarrow's default pool is mimalloc in the wheels we pin, so the jemalloc decay below only matters for a
+# build that defaults to jemalloc; bench/memory.py --env ARROW_DEFAULT_MEMORY_POOL=mimalloc|jemalloc|system
+# showed no difference between the three (252-256 MB after 3 rounds of 1,500 hits).
 # (A SET, not connect's config: another connection to the file in this process with other config would fail.)
 
 
