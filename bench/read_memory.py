@@ -10,9 +10,9 @@ worker's glibc heap in use and its RSS. Identical requests over unchanged data s
 a route whose column keeps rising holds on to something per request.
 
 What it showed (2026-12-03, DuckDB 2.0.1): `query` (Stats API v2, visitors + pageviews by page) grew
-~11 KB a request; the same SQL in bare DuckDB grows the same way and levels off near +35 MB after ~5,000
-queries (1.4.4 levels off near +14 MB). The growth is inside DuckDB, not in Python objects (tracemalloc
-flat), and neither glibc's tcache nor MALLOC_ARENA_MAX changes it.
+~7-11 KB a request (dashboard ~4.7, aggregate and metrics ~0). The same SQL in bare DuckDB grows the same
+way and levels off near +35 MB after ~5,000 queries (1.4.4 levels off near +14 MB). The growth is inside
+DuckDB, not in Python objects (tracemalloc flat), and neither glibc's tcache nor MALLOC_ARENA_MAX changes it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import json
-import random
 import re
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.batch import bodies  # noqa: E402
 from bench.serve_support import UA, Server  # noqa: E402
 
 QUERY = json.dumps({"site_id": "example.com", "date_range": "day", "metrics": ["visitors", "pageviews"],
@@ -40,16 +40,6 @@ ROUTES = {
     "dashboard": lambda url: urllib.request.Request(url + "/example.com", headers={"user-agent": UA}),
     "metrics": lambda url: urllib.request.Request(url + "/metrics"),
 }
-REFERRERS = ["https://news.ycombinator.com/", "https://www.google.com/", ""]
-
-
-def batch(k: int, size: int, rnd: random.Random) -> bytes:
-    return json.dumps({"events": [
-        {"n": "pageview", "u": f"https://example.com/p{rnd.randint(0, 300)}", "d": "example.com",
-         "r": rnd.choice(REFERRERS), "ip": f"10.{k % 250}.{i % 250}.{rnd.randint(1, 250)}", "user_agent": UA}
-        for i in range(size)]}).encode()
-
-
 def heap_mb(url: str) -> float:
     text = urllib.request.urlopen(url + "/metrics", timeout=30).read().decode()
     found = re.search(r'strana_malloc_bytes\{state="in_use"\} ([0-9.e+]+)', text)
@@ -68,8 +58,7 @@ def main() -> None:
     args.routes = args.routes or list(ROUTES)
     server = Server(Path(tempfile.mkdtemp(prefix="strana-readmem-"))).start()
     try:
-        rnd = random.Random(7)
-        bodies = [batch(k, 500, rnd) for k in range(max(1, args.events // 500))]
+        batches = bodies(max(1, args.events // 500), 500)
 
         def post(body: bytes) -> int:
             req = urllib.request.Request(server.url + "/api/v1/batch", data=body,
@@ -78,8 +67,8 @@ def main() -> None:
                 return r.status
 
         with cf.ThreadPoolExecutor(8) as pool:
-            codes = list(pool.map(post, bodies))
-        print(f"loaded {len(bodies) * 500:,} events (answers {sorted(set(codes))}); "
+            codes = list(pool.map(post, batches))
+        print(f"loaded {len(batches) * 500:,} events (answers {sorted(set(codes))}); "
               f"columns: glibc heap in use MB / worker RSS MB after each round of {args.per_round}", flush=True)
         for name in args.routes:
             cells = [f"{heap_mb(server.url):.1f}/{server.worker_rss_mb():.0f}"]

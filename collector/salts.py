@@ -31,20 +31,21 @@ class DuckDBSaltStore:
         self.con = con
         self.lock = threading.Lock()
 
+    def _rows(self, sql: str, params: list) -> list[tuple]:
+        # A cursor per call, closed with it: a result left open on a long-lived cursor keeps its transaction
+        # open, and then no CHECKPOINT can run (the spool keeps its segments; shutdown fails).
+        with self.lock, self.con.cursor() as cur:
+            return cur.execute(sql, params).fetchall()
+
     def load(self) -> dict[dt.date, bytes]:
-        with self.lock:
-            return {day: bytes(salt) for day, salt in self.con.execute("SELECT day, salt FROM salts").fetchall()}
+        return {day: bytes(salt) for day, salt in self._rows("SELECT day, salt FROM salts", [])}
 
     def create(self, day: dt.date, salt: bytes) -> bytes:
-        with self.lock:
-            self.con.execute("INSERT INTO salts VALUES (?, ?) ON CONFLICT (day) DO NOTHING", [day, salt])
-            # fetchall, not fetchone: a result left unread keeps this cursor's transaction open, and then no
-            # CHECKPOINT can run (the spool keeps its segments; shutdown fails) until the cursor is closed.
-            return bytes(self.con.execute("SELECT salt FROM salts WHERE day = ?", [day]).fetchall()[0][0])
+        self._rows("INSERT INTO salts VALUES (?, ?) ON CONFLICT (day) DO NOTHING", [day, salt])
+        return bytes(self._rows("SELECT salt FROM salts WHERE day = ?", [day])[0][0])
 
     def delete_before(self, day: dt.date) -> int:
-        with self.lock:
-            return self.con.execute("DELETE FROM salts WHERE day < ?", [day]).fetchall()[0][0]
+        return self._rows("DELETE FROM salts WHERE day < ?", [day])[0][0]
 
 
 class SaltKeeper:

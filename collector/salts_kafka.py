@@ -75,9 +75,10 @@ class KafkaSaltStore:
                 consumer.close()
 
     def create(self, day: dt.date, salt: bytes) -> bytes:
-        if day not in self.load():
-            with self.lock:
-                self._send(day.isoformat().encode(), salt)
+        if (kept := self.load().get(day)) is not None:
+            return kept
+        with self.lock:
+            self._send(day.isoformat().encode(), salt)
         return self.load()[day]  # the first one written for the day wins; load() reads up to our own write
 
     def delete_before(self, day: dt.date) -> int:

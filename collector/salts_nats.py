@@ -49,8 +49,9 @@ class NatsSaltStore:
         # The bucket stream's subjects, not kv.keys(): that watcher can signal "no more keys" before a
         # just-written one arrives (nats-py compares the consumer's pending count with what it has delivered),
         # and a salt that seems missing would be made twice. Purged keys still list here; _load skips them.
-        info = await self.js.stream_info(self.kv._stream, subjects_filter=f"{self.kv._pre}>")
-        return [subject[len(self.kv._pre):] for subject in (info.state.subjects or {})]
+        prefix = f"$KV.{self.bus.salts}."  # JetStream KV: bucket B is stream KV_B, key K is subject $KV.B.K
+        info = await self.js.stream_info(f"KV_{self.bus.salts}", subjects_filter=prefix + ">")
+        return [subject.removeprefix(prefix) for subject in (info.state.subjects or {})]
 
     async def _load(self) -> dict[dt.date, bytes]:
         out = {}

@@ -82,7 +82,6 @@ def test_salts_are_random_per_store(tmp_path):
     assert ids[0] != ids[1]
 
 
-
 class LaggingListStore:
     """A shared store whose listing misses a salt written a moment ago (NATS KV's keys() can), and which
     already holds another process's salt for the day, so a create keeps that one."""
