@@ -3,8 +3,9 @@
 A DuckDB commit costs an fsync plus the insert (~10 ms here for a small
 group); an append to a log file plus `fdatasync` costs ~4-7 ms and no insert.
 So `write()` appends the group (Arrow IPC for the events, msgpack for drop
-counts, a CRC per record), fdatasyncs, and returns — the requests in the
-group get their 2xx. A loader thread then moves what is spooled into the
+counts, a CRC per record) to a file opened with O_DSYNC — one syscall that
+returns once the data is on disk, as write + fdatasync would — and returns:
+the requests in the group get their 2xx. A loader thread then moves what is spooled into the
 inner sink in large batches, storing the spool position in the same
 transaction as the rows (`bus_positions`, stream "spool"). After a crash,
 `recover()` replays from that position: nothing acknowledged is lost and
@@ -106,6 +107,8 @@ def read_records(path: Path, start: int = 0):
 
 class SpoolingSink:
     accepts_rows = True  # the worker may hand `events.Rows` instead of an Arrow batch
+    # write() without a bus position is one append: the worker may call it on its event loop (collector/worker.py)
+    appends_only = True
 
     def __init__(self, inner, folder: Path, segment_bytes: int = 64 << 20, max_load_rows: int = 100_000,
                  load_interval: float = 0.25):
@@ -179,7 +182,7 @@ class SpoolingSink:
         return replayed
 
     def _open_segment(self, segment: int) -> None:
-        fd = os.open(self._path(segment), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = os.open(self._path(segment), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_DSYNC, 0o600)
         if self._fd is not None:
             os.close(self._fd)
         self._segment, self._fd = segment, fd
@@ -208,7 +211,7 @@ class SpoolingSink:
 
     def write(self, events: pa.RecordBatch | Rows | None, drops: dict, position=None,
               quarantine: list | None = None, replayed: list | None = None) -> None:
-        """Durable on return (fdatasync). Called from one thread only (the worker's store thread)."""
+        """Durable on return (O_DSYNC). Called from one thread at a time (the worker's loop or its store thread)."""
         record = Record(events, drops, list(quarantine or ()), list(replayed or ()))
         if position is not None:  # a bus position must be stored with the rows: go straight through
             self.wait_loaded()
@@ -220,10 +223,9 @@ class SpoolingSink:
             self._offset, self._broken = 0, False
         data = _encode(record)
         try:
-            written = os.write(self._fd, data)
+            written = os.write(self._fd, data)  # on disk when it returns: the fd is O_DSYNC
             if written != len(data):
                 raise OSError(f"short write to the spool ({written} of {len(data)} bytes)")
-            os.fdatasync(self._fd)
         except OSError:
             # Disk full or I/O error: nothing of this record may stay, or later records would sit behind a
             # torn one. The caller answers 503; the client retries.
@@ -234,10 +236,14 @@ class SpoolingSink:
             raise
         self._offset += len(data)
         with self._cond:
+            # The loader sleeps until something is pending, then out its load interval unless a batch fills:
+            # wake it only for those. A wake-up per group commit cost it a GIL hand-off each, for nothing.
+            wake = not self._pending or self._pending_count < self.max_load_rows <= self._pending_count + record.rows
             self._pending.append((record, self._segment, self._offset))
             self._pending_count += record.rows
             self._written = (self._segment, self._offset)
-            self._cond.notify_all()
+            if wake:
+                self._cond.notify_all()
         if self._offset >= self.segment_bytes:  # the record is durable: a failed rotation must not undo its 2xx
             # Only a new file here: the old one is deleted by the loader once it is loaded and checkpointed.
             # Waiting for that here held every group commit behind a load and a CHECKPOINT (a p99 spike).
