@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -122,8 +123,10 @@ def read_loop(url: str, stop: threading.Event, stats: dict) -> None:
                 with urllib.request.urlopen(req, timeout=30) as r:
                     r.read()
                 stats["reads"] += 1
-            except Exception:
+            except Exception as exc:  # say which read failed and how: a count alone explains nothing
                 stats["read_errors"] += 1
+                detail = exc.read()[:200].decode(errors="replace") if isinstance(exc, urllib.error.HTTPError) else ""
+                print(f"  read failed: {req.full_url}: {exc!r} {detail}", file=sys.stderr, flush=True)
         stats["read_seconds"].append(time.monotonic() - began)
         stop.wait(max(0.0, 1.0 - (time.monotonic() - began)))
 
