@@ -17,6 +17,14 @@ Prints per-minute rates, p99 and RSS (with the memory DuckDB says it holds and
 put_session's open visits, glibc's heap in use / held free and Python's
 allocated blocks, from /metrics), the RSS slope after minute 2 and whether
 each minute's p99 stayed within 2x the first minute's. Asserts nothing.
+
+    .venv/bin/python bench/soak_max.py --rate 2000
+
+holds a fixed load instead (the same mix: /api/event at 2,000 requests/s,
+batches of 10 at 200/s, pixels at ~667/s; wrk's delay() keeps each request to
+its slot on a clock): flat out, the rate falls as the dashboard's reads of
+today's growing raw rows take more of the two cores, so a fixed rate the
+server holds for the whole run is what shows whether memory and p99 stay flat.
 """
 
 from __future__ import annotations
@@ -78,14 +86,33 @@ request = function()
 end""",
 }
 PER_REQUEST = {"event": 1, "batch": 10, "pixel": 1}
+RATE_SHARE = {"event": 1.0, "batch": 0.1, "pixel": 1 / 3}  # requests/s of each kind per --rate event/s
+
+# --rate: wrk's delay() holds each request back to its slot on a fixed schedule (a LuaJIT clock), so the rate
+# stays put whatever the latency does, up to what the server can take; behind by more than a second, no burst.
+PACING = """
+local ffi = require("ffi")
+ffi.cdef[[ typedef struct { long tv_sec; long tv_nsec; } strana_ts; int clock_gettime(int, strana_ts *); ]]
+local ts = ffi.new("strana_ts")
+local function now_ms() ffi.C.clock_gettime(1, ts); return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6 end
+local gap, next_at = %(gap_ms)f, nil
+delay = function()
+  local t = now_ms()
+  if next_at == nil or next_at < t - 1000 then next_at = t end
+  local wait = next_at - t
+  next_at = next_at + gap
+  return wait > 0 and wait or 0
+end
+"""
 
 
-def script(kind: str, minute: int) -> str:
+def script(kind: str, minute: int, rate: float | None = None) -> str:
     base = {"event": 1, "batch": 2, "pixel": 3}[kind] * 10**14 + minute * 10**12
     text = COMMON % {"uas": ",".join(json.dumps(u.format(v=100 + i)) for i, u in enumerate(UAS * 3)),
                      "refs": ",".join(json.dumps(r) for r in REFERRERS),
                      "paths": ",".join(json.dumps(p) for p in PATHS), "base": base}
-    return text + REQUEST[kind]
+    pacing = PACING % {"gap_ms": 1000 / (rate * RATE_SHARE[kind])} if rate else ""
+    return text + pacing + REQUEST[kind]
 
 
 def parse(out: str) -> dict:
@@ -100,11 +127,11 @@ def parse(out: str) -> dict:
             "p50": ms("50%")}
 
 
-def minute(url: str, n: int, seconds: int, connections: dict, folder: Path) -> dict:
+def minute(url: str, n: int, seconds: int, connections: dict, folder: Path, rate: float | None = None) -> dict:
     procs = {}
     for kind, conns in connections.items():
         path = folder / f"{kind}-{n}.lua"
-        path.write_text(script(kind, n))
+        path.write_text(script(kind, n, rate))
         procs[kind] = subprocess.Popen(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", str(path),
                                         url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     return {kind: parse(p.communicate()[0]) for kind, p in procs.items()}
@@ -183,6 +210,9 @@ def main() -> None:
     ap.add_argument("--minutes", type=int, default=10)
     ap.add_argument("--event-connections", type=int, default=48)
     ap.add_argument("--no-reads", action="store_true", help="ingest only (to see what the dashboard reads cost)")
+    ap.add_argument("--rate", type=float, default=None, metavar="EVENTS_PER_S",
+                    help="a fixed load instead of flat out: /api/event at this many requests/s, batches of 10 at "
+                         "a tenth of it, pixels at a third (a soak at a rate the server holds, not at its ceiling)")
     ap.add_argument("--seconds", type=int, default=60, help="length of a 'minute' (shorter for a quick try)")
     ap.add_argument("--env", action="append", default=[], metavar="STRANA_X__Y=value",
                     help="a setting for the server, e.g. STRANA_SINK__MEMORY_LIMIT=256MB (repeatable)")
@@ -209,7 +239,7 @@ def main() -> None:
               f"{'malloc':>7} {'m free':>7} {'py Mblk':>7} {'DuckDB top (MB)':>16}",
               flush=True)
         for n in range(args.minutes):
-            r = minute(server.url, n, args.seconds, connections, folder)
+            r = minute(server.url, n, args.seconds, connections, folder, args.rate)
             rows.append(r)
             rss = samples[-1][1] if samples else float("nan")
             last, nan = (inside[-1] if inside else {}), float("nan")
