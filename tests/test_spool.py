@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
 
 from collector.events import Hit, stored_rows, to_arrow
+from collector.sinks import spool as spool_module
 from collector.sinks.duckdb import DuckDBSink
 from collector.sinks.spool import SpoolingSink
 
@@ -184,3 +186,88 @@ def test_rows_and_arrow_batches_store_the_same_events(tmp_path):
     stored = _stored(as_rows)
     assert len(stored) == 40
     assert stored == _stored(as_batch)
+
+
+def stop_loader(spool) -> None:
+    """What a crash leaves: the loader gone, records written but not loaded."""
+    spool._closing = True
+    with spool._cond:
+        spool._cond.notify_all()
+    spool._loader.join()
+    spool._pending.clear()
+    spool._pending_count = 0
+
+
+def test_a_spool_in_use_writes_into_a_zeroed_spare_and_replays_it_after_a_crash(tmp_path, monkeypatch):
+    monkeypatch.setattr(spool_module, "SPARE_AFTER_BYTES", 1)
+    db, folder = tmp_path / "s.duckdb", tmp_path / "spool"
+    spool = SpoolingSink(DuckDBSink(db), folder, segment_bytes=256 << 10, load_interval=0.01)
+    spool.recover()
+    spool.write(batch(4), {})
+    first = spool._segment
+    deadline = time.monotonic() + 10
+    while not (folder / spool_module.SPARE).exists() or not spool._spare_ready:
+        assert time.monotonic() < deadline, "the loader never made a spare segment"
+        time.sleep(0.01)
+    assert (folder / spool_module.SPARE).stat().st_size == 256 << 10
+    spool.write(batch(5, 4), {})  # the spare replaces the empty-file segment after this record
+    assert spool._segment == first + 1 and spool._preallocated
+    stop_loader(spool)
+    spool.write(batch(6, 9), {})
+    spool.write(batch(7, 15), {})
+    into = spool._path(spool._segment)
+    assert into.stat().st_size == 256 << 10, "the records went into the zeroed file without growing it"
+    spool.inner.close()  # the process dies
+
+    again = SpoolingSink(DuckDBSink(db), folder)
+    assert again.recover() == 13  # the two records in the spare; a zero header ends them, no torn-record warning
+    assert not (folder / spool_module.SPARE).exists()
+    again.close()
+    assert count(db) == 22
+    sink = DuckDBSink(db)
+    try:
+        seqs = sorted(int(r[0]) for r in sink.con.execute("SELECT props['seq'] FROM events").fetchall())
+    finally:
+        sink.close()
+    assert seqs == list(range(22))
+
+
+def test_the_zeros_after_the_last_record_are_not_a_torn_record(tmp_path, caplog):
+    folder = tmp_path / "spool"
+    spool = SpoolingSink(DuckDBSink(tmp_path / "s.duckdb"), folder)
+    spool.recover()
+    stop_loader(spool)
+    spool.write(batch(3), {})
+    path = spool._path(spool._segment)
+    spool.inner.close()
+    with open(path, "ab") as f:
+        f.write(bytes(4096))  # what is left of a spare after its last record
+    again = SpoolingSink(DuckDBSink(tmp_path / "s.duckdb"), folder)
+    with caplog.at_level("WARNING", logger="strana.spool"):
+        assert again.recover() == 3
+    again.close()
+    assert "torn" not in caplog.text
+
+
+def test_a_spare_that_cannot_be_made_leaves_nothing_and_writes_go_on(tmp_path, monkeypatch):
+    monkeypatch.setattr(spool_module, "SPARE_AFTER_BYTES", 1)
+    folder = tmp_path / "spool"
+    spool = SpoolingSink(DuckDBSink(tmp_path / "s.duckdb"), folder, load_interval=0.01)
+    real_write = os.write
+
+    def full_disk(fd, data):
+        if len(data) == len(spool_module.ZEROS):
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(spool_module.os, "write", full_disk)
+    spool.recover()
+    spool.write(batch(2), {})
+    deadline = time.monotonic() + 10
+    while spool._spare_retry_at == 0.0:
+        assert time.monotonic() < deadline, "the loader never tried to make a spare"
+        time.sleep(0.01)
+    assert not (folder / spool_module.SPARE).exists() and not spool._spare_ready
+    spool.write(batch(3, 2), {})
+    spool.close()
+    assert count(tmp_path / "s.duckdb") == 5

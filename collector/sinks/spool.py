@@ -12,6 +12,13 @@ transaction as the rows (`bus_positions`, stream "spool"). After a crash,
 nothing is stored twice. A torn record at the tail (the crash hit mid-write)
 was never acknowledged, so it is cut off.
 
+Once the spool has taken `SPARE_AFTER_BYTES` (real traffic, not a test or an
+idle site), the loader keeps the next segment ready: zero-filled and synced
+(`spool/spare`), as PostgreSQL pre-zeroes its WAL. Writing into blocks that
+are already on disk changes no file size, so an O_DSYNC write costs no journal
+commit: ~0.1 ms instead of ~0.3 ms here, and the event loop waits for it. A
+record header of zeros is where a segment's records end.
+
 Files: `spool/<segment>.log`, a new segment when one passes `segment_bytes`;
 the loader deletes the segments it has loaded, but only after a CHECKPOINT of
 the inner sink, so rows that are still only in DuckDB's WAL keep their spool
@@ -39,8 +46,11 @@ from collector.events import SCHEMA, Rows, rows_to_arrow
 from collector.quarantine import Item as QuarantineItem
 
 log = logging.getLogger("strana.spool")
-HEADER = struct.Struct("<II")  # payload length, crc32
+HEADER = struct.Struct("<II")  # payload length, crc32; a length of 0 (zeros) is the end of the records
 STREAM = "spool"
+SPARE = "spare"  # the next segment, zero-filled ahead of need
+SPARE_AFTER_BYTES = 1 << 20
+ZEROS = memoryview(bytes(1 << 20))
 
 
 @dataclass
@@ -98,11 +108,20 @@ def read_records(path: Path, start: int = 0):
             if len(head) < HEADER.size:
                 return
             length, crc = HEADER.unpack(head)
+            if length == 0:  # the zero-filled rest of a segment
+                return
             payload = f.read(length)
             if len(payload) < length or zlib.crc32(payload) != crc:
                 return
             offset += HEADER.size + length
             yield _decode(payload), offset
+
+
+def _zeros_at(path: Path, offset: int) -> bool:
+    """Whether a segment's records end cleanly at `offset`: nothing after it, or the zeros of a spare."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return not f.read(HEADER.size).strip(b"\0")
 
 
 class SpoolingSink:
@@ -133,6 +152,10 @@ class SpoolingSink:
         self._loader: threading.Thread | None = None
         self._kept_from = 0  # segments below this one are deleted
         self._drop_retry_at = 0.0
+        self._appended = 0  # bytes written since start: a spare is kept only for a spool in real use
+        self._spare_ready = False  # set by the loader's thread, taken by the writer's
+        self._spare_retry_at = 0.0
+        self._preallocated = False  # the current segment was a spare
 
     # ---- the inner sink's reading side passes through
     def reader(self):
@@ -157,6 +180,7 @@ class SpoolingSink:
         ).fetchone()
         done_seg, done_off = row if row else (-1, 0)
         replayed = 0
+        (self.folder / SPARE).unlink(missing_ok=True)  # zeros only, but sized for the last run's segments
         segments = self._segments()
         for seg in segments:
             path = self._path(seg)
@@ -168,8 +192,9 @@ class SpoolingSink:
             for record, end in read_records(path, start):
                 self._store(record, {(STREAM, seg): end})
                 replayed += record.rows
-            if end < path.stat().st_size:
-                log.warning("spool %s: cut a torn record at byte %d (it was never acknowledged)", path.name, end)
+            if end < path.stat().st_size:  # the zeros of a spare, or a torn record: this segment takes no more
+                if not _zeros_at(path, end):
+                    log.warning("spool %s: cut a torn record at byte %d (it was never acknowledged)", path.name, end)
                 os.truncate(path, end)
         self._segment = (segments[-1] + 1) if segments else max(done_seg + 1, 0)
         self._drop_loaded(segments)  # all loaded now
@@ -182,10 +207,20 @@ class SpoolingSink:
         return replayed
 
     def _open_segment(self, segment: int) -> None:
-        fd = os.open(self._path(segment), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_DSYNC, 0o600)
+        """A new segment, written from 0 at `_offset`: the spare when one is ready, else an empty file."""
+        path = self._path(segment)
+        preallocated = False
+        if self._spare_ready:
+            self._spare_ready = False
+            try:
+                os.rename(self.folder / SPARE, path)
+                preallocated = True
+            except OSError as exc:
+                log.warning("spool: the spare segment is gone (%s); starting an empty one", exc)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_DSYNC, 0o600)
         if self._fd is not None:
             os.close(self._fd)
-        self._segment, self._fd = segment, fd
+        self._segment, self._fd, self._preallocated = segment, fd, preallocated
         dir_fd = os.open(self.folder, os.O_RDONLY)
         try:
             os.fsync(dir_fd)  # the new file's name is durable too
@@ -223,7 +258,7 @@ class SpoolingSink:
             self._offset, self._broken = 0, False
         data = _encode(record)
         try:
-            written = os.write(self._fd, data)  # on disk when it returns: the fd is O_DSYNC
+            written = os.pwrite(self._fd, data, self._offset)  # on disk when it returns: the fd is O_DSYNC
             if written != len(data):
                 raise OSError(f"short write to the spool ({written} of {len(data)} bytes)")
         except OSError:
@@ -231,10 +266,12 @@ class SpoolingSink:
             # torn one. The caller answers 503; the client retries.
             try:
                 os.ftruncate(self._fd, self._offset)
+                self._preallocated = False  # its zeros went with the tail
             except OSError:
                 self._broken = True
             raise
         self._offset += len(data)
+        self._appended += len(data)
         with self._cond:
             # The loader sleeps until something is pending, then out its load interval unless a batch fills:
             # wake it only for those. A wake-up per group commit cost it a GIL hand-off each, for nothing.
@@ -244,7 +281,9 @@ class SpoolingSink:
             self._written = (self._segment, self._offset)
             if wake:
                 self._cond.notify_all()
-        if self._offset >= self.segment_bytes:  # the record is durable: a failed rotation must not undo its 2xx
+        # The record is durable: a failed rotation must not undo its 2xx. A spare that is ready replaces an
+        # empty-file segment at once (an append to one costs a journal commit).
+        if self._offset >= self.segment_bytes or (self._spare_ready and not self._preallocated):
             # Only a new file here: the old one is deleted by the loader once it is loaded and checkpointed.
             # Waiting for that here held every group commit behind a load and a CHECKPOINT (a p99 spike).
             old = self._segment
@@ -314,6 +353,7 @@ class SpoolingSink:
                     self._kept_from = segment
                 else:
                     self._drop_retry_at = time.monotonic() + 5.0
+            self._keep_a_spare()
 
     def wait_loaded(self, timeout: float | None = None) -> bool:
         """Block until everything written so far is in the inner sink (read-your-writes for reports)."""
@@ -333,6 +373,32 @@ class SpoolingSink:
     def _pending_rows(self) -> int:
         return self._pending_count
 
+    def _keep_a_spare(self) -> None:
+        """On the loader's thread, once the spool is in real use: zero-fill and sync the next segment, in 1 MB
+        writes synced every 8 MB (so the disk never holds a group commit behind 64 MB of zeros)."""
+        if (self._spare_ready or self._appended < SPARE_AFTER_BYTES or self._closing
+                or time.monotonic() < self._spare_retry_at):
+            return
+        path = self.folder / SPARE
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                done = chunks = 0
+                while done < self.segment_bytes:
+                    done += os.write(fd, ZEROS[: self.segment_bytes - done])
+                    chunks += 1
+                    if chunks % 8 == 0:
+                        os.fdatasync(fd)
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:  # e.g. a full disk: empty-file segments still work; try again in a minute
+            path.unlink(missing_ok=True)
+            self._spare_retry_at = time.monotonic() + 60
+            log.warning("spool: could not prepare the next segment (%s); appending to an empty file for now", exc)
+            return
+        self._spare_ready = True
+
     def lag(self) -> int:
         with self._cond:
             return self._pending_rows()
@@ -346,6 +412,8 @@ class SpoolingSink:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        self._spare_ready = False
+        (self.folder / SPARE).unlink(missing_ok=True)
         done = self._error is None and not self._pending
         self.inner.close()  # checkpoints: only then are the loaded segments no longer needed
         if done:
