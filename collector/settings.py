@@ -42,7 +42,8 @@ SETTINGS: list[tuple[str, str, Any, str]] = [
      "commit is done; groups grow by themselves under load)"),
     ("ingest", "max_pending_events", 50000, "events waiting for a commit before ingest answers 503"),
     ("ingest", "durability", "spool", "what a 2xx waits for: spool (fsynced local log, loaded into DuckDB in the "
-     "background, replayed after a crash) or commit (the DuckDB commit itself)"),
+     "background, replayed after a crash; once in use it keeps one 64 MB pre-zeroed segment ready, `spool/spare`) "
+     "or commit (the DuckDB commit itself)"),
     ("ingest", "open_mode", False, "accept hits for any site (an unknown one is created on its first hit) even once "
      "sites are configured; while none is configured Strana is in open mode anyway"),
     ("ingest", "rate_limit_per_ip", 0.0, "events per second per client address, 0: no limit (429 + Retry-After)"),
