@@ -268,8 +268,10 @@ def test_extensions_links_404_and_engagement(server, pages, browser):
         page.goto(url)
         loaded(page)
         wait_events(server, "long.test", 1)
-        page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
-        page.wait_for_function("scrollY > 0")
+        # Scroll, and return once the scroll event was dispatched: the tracker's listener (added first) has seen
+        # it then. Waiting for scrollY > 0 raced it: scrollY moves a frame before the event fires.
+        page.evaluate("new Promise(r => { addEventListener('scroll', () => r(), {once: true}); "
+                      "scrollTo(0, document.body.scrollHeight) })")
         page.evaluate("history.pushState({}, '', '/long/chapter-2')")
         wait_events(server, "long.test", 3)
         page.goto(pages.url + "/next")  # hides the page: its engagement event goes out by beacon
