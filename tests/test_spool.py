@@ -7,6 +7,8 @@ import threading
 import time
 import uuid
 
+import pytest
+
 from collector.events import Hit, stored_rows, to_arrow
 from collector.sinks import spool as spool_module
 from collector.sinks.duckdb import DuckDBSink
@@ -27,19 +29,23 @@ def count(sink_path) -> int:
         sink.close()
 
 
-def test_replays_what_was_spooled_but_not_loaded(tmp_path):
-    db = tmp_path / "s.duckdb"
-    spool = SpoolingSink(DuckDBSink(db), tmp_path / "spool")
-    spool.recover()
-    spool.write(batch(10), {("example.com", "2026-11-23", "bot_ua"): 2})
-    spool.wait_loaded(10)
-    # Simulate a crash: the loader is gone, records are written but never loaded.
+def stop_loader(spool) -> None:
+    """What a crash leaves: the loader gone, records written but not loaded."""
     spool._closing = True
     with spool._cond:
         spool._cond.notify_all()
     spool._loader.join()
     spool._pending.clear()
     spool._pending_count = 0
+
+
+def test_replays_what_was_spooled_but_not_loaded(tmp_path):
+    db = tmp_path / "s.duckdb"
+    spool = SpoolingSink(DuckDBSink(db), tmp_path / "spool")
+    spool.recover()
+    spool.write(batch(10), {("example.com", "2026-11-23", "bot_ua"): 2})
+    spool.wait_loaded(10)
+    stop_loader(spool)  # a crash: records from here on are written but never loaded
     spool.write(batch(5, 10), {})
     spool.write(batch(7, 15), {})
     spool.inner.close()  # the process dies; the spool file stays
@@ -55,23 +61,26 @@ def test_replays_what_was_spooled_but_not_loaded(tmp_path):
     assert count(db) == 22
 
 
-def test_a_torn_tail_is_cut_not_fatal(tmp_path):
+@pytest.mark.parametrize("tail, torn", [
+    (b"\x40\x00\x00\x00\x12\x34\x56\x78partial", True),  # a header promising 64 bytes, then the crash
+    (bytes(4096), False),  # what is left of a spare segment after its last record
+], ids=["torn record", "zeros of a spare"])
+def test_a_torn_tail_is_cut_not_fatal(tmp_path, caplog, tail, torn):
     db = tmp_path / "s.duckdb"
     spool = SpoolingSink(DuckDBSink(db), tmp_path / "spool")
     spool.recover()
-    spool._closing = True
-    with spool._cond:
-        spool._cond.notify_all()
-    spool._loader.join()
+    stop_loader(spool)
     spool.write(batch(3), {})
     path = spool._path(spool._segment)
     spool.inner.close()
     with open(path, "ab") as f:
-        f.write(b"\x40\x00\x00\x00\x12\x34\x56\x78partial")  # a header promising 64 bytes, then the crash
+        f.write(tail)
     again = SpoolingSink(DuckDBSink(db), tmp_path / "spool")
-    assert again.recover() == 3
+    with caplog.at_level("WARNING", logger="strana.spool"):
+        assert again.recover() == 3
     again.close()
     assert count(db) == 3
+    assert ("cut a torn record" in caplog.text) is torn
 
 
 def test_segments_rotate_and_old_ones_are_deleted(tmp_path):
@@ -188,16 +197,6 @@ def test_rows_and_arrow_batches_store_the_same_events(tmp_path):
     assert stored == _stored(as_batch)
 
 
-def stop_loader(spool) -> None:
-    """What a crash leaves: the loader gone, records written but not loaded."""
-    spool._closing = True
-    with spool._cond:
-        spool._cond.notify_all()
-    spool._loader.join()
-    spool._pending.clear()
-    spool._pending_count = 0
-
-
 def test_a_spool_in_use_writes_into_a_zeroed_spare_and_replays_it_after_a_crash(tmp_path, monkeypatch):
     monkeypatch.setattr(spool_module, "SPARE_AFTER_BYTES", 1)
     db, folder = tmp_path / "s.duckdb", tmp_path / "spool"
@@ -230,23 +229,6 @@ def test_a_spool_in_use_writes_into_a_zeroed_spare_and_replays_it_after_a_crash(
     finally:
         sink.close()
     assert seqs == list(range(22))
-
-
-def test_the_zeros_after_the_last_record_are_not_a_torn_record(tmp_path, caplog):
-    folder = tmp_path / "spool"
-    spool = SpoolingSink(DuckDBSink(tmp_path / "s.duckdb"), folder)
-    spool.recover()
-    stop_loader(spool)
-    spool.write(batch(3), {})
-    path = spool._path(spool._segment)
-    spool.inner.close()
-    with open(path, "ab") as f:
-        f.write(bytes(4096))  # what is left of a spare after its last record
-    again = SpoolingSink(DuckDBSink(tmp_path / "s.duckdb"), folder)
-    with caplog.at_level("WARNING", logger="strana.spool"):
-        assert again.recover() == 3
-    again.close()
-    assert "torn" not in caplog.text
 
 
 def test_a_spare_that_cannot_be_made_leaves_nothing_and_writes_go_on(tmp_path, monkeypatch):
