@@ -8,9 +8,12 @@ commit never turns a retry into a "duplicate".
 A sink whose write is one append (the spool: `appends_only`) is called on the
 event loop itself, as Redis does its `appendfsync always` writes: handing it
 to the store thread cost two GIL hand-offs a commit, each waiting for the busy
-loop to let go (single events ~+15% here without them). A write that takes
-longer than `SLOW_APPEND_SECONDS` (a stalled disk) sends the following ones to
-the store thread, so the loop keeps answering reads, until one is quick again.
+loop to let go (single events ~+15% here without them). But the loop does
+nothing else while it waits for the disk: a write that takes longer than
+`SLOW_APPEND_SECONDS` (a slow or stalled disk: an HDD's ~10 ms sync, a busy
+network volume) sends the following ones to the store thread, where the loop
+goes on taking requests meanwhile, until one is quick again (each is timed
+where it runs, so a hand-off's wait for the GIL does not count).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from collector.pipeline import Chain
 
 log = logging.getLogger("strana.worker")
 _timestamp = operator.attrgetter("timestamp")
-SLOW_APPEND_SECONDS = 0.02
+SLOW_APPEND_SECONDS = 0.002  # ~0.1-0.5 ms here; above this, the store thread's overlap is worth its hand-offs
 
 
 class RecentIds:
@@ -131,19 +134,23 @@ class Worker:
             batch = stored_rows(kept) if getattr(self.sink, "accepts_rows", False) else to_arrow(kept)
         appending = self.appends and position is None  # with a bus position, the spool writes to DuckDB
         started = time.perf_counter()
+        args = (batch, drops, position, quarantine, replayed)
         if appending and self.append_on_loop:
-            self.sink.write(batch, drops, position, quarantine, replayed)
+            wrote = self._timed_write(*args)
         else:
-            await asyncio.get_running_loop().run_in_executor(self.executor, self.sink.write, batch, drops, position,
-                                                               quarantine, replayed)
-        took = time.perf_counter() - started
+            wrote = await asyncio.get_running_loop().run_in_executor(self.executor, self._timed_write, *args)
         if appending:
-            self.append_on_loop = took < SLOW_APPEND_SECONDS
-        metrics.commit_seconds.observe(took)
+            self.append_on_loop = wrote < SLOW_APPEND_SECONDS
+        metrics.commit_seconds.observe(time.perf_counter() - started)
         metrics.commit_rows.observe(len(kept))
         metrics.stored_total.inc(len(kept))
         self.stored += len(kept)
         self.recent.add_all(fresh)
+
+    def _timed_write(self, *args) -> float:
+        started = time.perf_counter()
+        self.sink.write(*args)
+        return time.perf_counter() - started
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
