@@ -6,8 +6,8 @@ under load here, 2026-12; ~4-7 ms on the slower host of earlier measurements).
 So `write()` appends the group (Arrow IPC for the events, msgpack for drop
 counts, a CRC per record) to a file opened with O_DSYNC — one syscall that
 returns once the data is on disk, as write + fdatasync would — and returns:
-the requests in the group get their 2xx. A loader thread then moves what is spooled into the
-inner sink in large batches, storing the spool position in the same
+the requests in the group get their 2xx. A loader thread then moves what is
+spooled into the inner sink in large batches, storing the spool position in the same
 transaction as the rows (`bus_positions`, stream "spool"). After a crash,
 `recover()` replays from that position: nothing acknowledged is lost and
 nothing is stored twice. A torn record at the tail (the crash hit mid-write)
