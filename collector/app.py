@@ -40,6 +40,7 @@ from collector.enhancers import consumer_chain, edge_chain
 from collector.jobs import start_scheduler
 from collector.ratelimit import site_limiter, wrap_routes
 from collector.retention import RetentionPolicy
+from collector.rsgi import AsgiOverRsgi
 from collector.salts import DuckDBSaltStore, SaltKeeper
 from collector.schemas import Schemas
 from collector.settings import Settings, SettingsError, load
@@ -48,7 +49,7 @@ from collector.sinks.spool import SpoolingSink
 from collector.site_registry import SiteRegistry
 from collector.sources.batch import BatchSource
 from collector.sources.event import EventSource
-from collector.sources.http import parse_networks, respond
+from collector.sources.http import Request, RsgiRequest, parse_networks
 from collector.sources.pixel import PixelSource
 from collector.sources.plausible import Limits
 from collector.sources.replay import Replayer
@@ -303,33 +304,53 @@ def prometheus(runtime: Runtime) -> Response:
 
 
 class FrontDoor:
-    """Routes the ingest paths (exact, or by prefix) straight to their sources; everything else to Litestar."""
+    """Routes the ingest paths (exact, or by prefix) straight to their sources; everything else to Litestar.
+
+    It speaks ASGI (__call__) and Granian's RSGI (__rsgi__, what `strana serve` uses: collector/rsgi.py)."""
 
     def __init__(self, routes: dict, fallback, prefixes: dict | None = None, read_timeout: float | None = None):
         self.read_timeout = read_timeout  # seconds an ingest body may take to arrive (Request.body reads it)
         self.routes = routes
         self.fallback = fallback
+        self.rsgi_fallback = AsgiOverRsgi(fallback)
         self.prefixes = list((prefixes or {}).items())
+
+    def _route(self, path: str):
+        route = self.routes.get(path)
+        if route is None:
+            for prefix, candidate in self.prefixes:
+                if path.startswith(prefix):
+                    return candidate
+        return route
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
-            path = scope["path"]
-            route = self.routes.get(path)
+            route = self._route(scope["path"])
             if route is not None:
-                return await self._guarded(route, scope, receive, send)
-            for prefix, route in self.prefixes:
-                if path.startswith(prefix):
-                    return await self._guarded(route, scope, receive, send)
+                return await self._guarded(route, Request(scope, receive, send, self.read_timeout))
         return await self.fallback(scope, receive, send)
 
-    async def _guarded(self, route, scope, receive, send):
-        scope["strana.read_timeout"] = self.read_timeout
+    async def __rsgi__(self, scope, protocol):
+        if scope.proto == "http":
+            route = self._route(scope.path)
+            if route is not None:
+                return await self._guarded(route, RsgiRequest(scope, protocol, self.read_timeout))
+        return await self.rsgi_fallback(scope, protocol)
+
+    def __rsgi_init__(self, loop):
+        self.rsgi_fallback.startup(loop)
+
+    def __rsgi_del__(self, loop):
+        self.rsgi_fallback.shutdown(loop)
+
+    async def _guarded(self, route, request: Request):
         try:
-            return await route(scope, receive, send)
+            return await route(request)
         except Exception:  # a bug: say so in the log, answer 500 if nothing was sent yet
-            log.exception("unhandled error on %s %s", scope.get("method"), scope["path"])
-            with contextlib.suppress(Exception):
-                await respond(send, 500, b'{"error": "internal error (logged)"}')
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            if not request.responded:
+                with contextlib.suppress(Exception):
+                    await request.respond(500, b'{"error": "internal error (logged)"}')
 
 
 class _Mallinfo2(ctypes.Structure):

@@ -125,7 +125,7 @@ def cmd_serve(args) -> int:
           file=sys.stderr, flush=True)
     Granian(
         "collector.app:create_app", factory=True, address=settings.server.host, port=settings.server.port,
-        interface=Interfaces.ASGI, loop=Loops.uvloop, workers=1, log_access=False,
+        interface=Interfaces.RSGI, loop=Loops.uvloop, workers=1, log_access=False, websockets=False,
         workers_kill_timeout=60,
         # headers that trickle in slower than this are cut off (slow-loris); bodies: collector/sources/http.py
         http1_settings=HTTP1Settings(header_read_timeout=int(float(settings.server.read_timeout_seconds) * 1000)),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 
-from collector.sources.http import CORS, BadRequest, Request, client_address, respond
+from collector.sources.http import CORS, BadRequest, Request, client_address
 
 MAX_BUCKETS = 100_000
 
@@ -76,15 +76,14 @@ class PerIpLimit:
         self.buckets = buckets  # shared by all ingest routes: the limit is per address, not per route
         self.trusted = trusted
 
-    async def __call__(self, scope, receive, send) -> None:
-        request = Request(scope, receive)
+    async def __call__(self, request: Request) -> None:
         if request.method != "OPTIONS":
             wait = self.buckets.take(client_address(request, self.trusted) or "-")
             if wait:
                 exc = RateLimited(wait, "from this address")
                 headers = CORS + exc.headers + [(b"x-strana-ignored", b"rate_limited")]
-                return await respond(send, 429, exc.body(), headers)
-        return await self.route(scope, receive, send)
+                return await request.respond(429, exc.body(), headers)
+        return await self.route(request)
 
 
 def wrap_routes(routes: dict, settings, trusted: list) -> dict:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from collector.sources.http import CORS, Request, respond
+from collector.sources.http import CORS, Request
 
 _HERE = Path(__file__).resolve().parent
 DIST_CANDIDATES = (_HERE.parent / "trackers" / "js" / "dist", _HERE / "_tracker")
@@ -34,18 +34,16 @@ class TrackerFiles:
     def routes(self) -> dict:
         return {path: self for path in self.files}
 
-    async def __call__(self, scope, receive, send) -> None:
-        request = Request(scope, receive)
-        body, etag = self.files[scope["path"]]
+    async def __call__(self, request: Request) -> None:
+        body, etag = self.files[request.path]
         headers = CORS + [
             (b"etag", etag),
             (b"cache-control", b"public, max-age=86400, stale-while-revalidate=604800"),
             (b"x-content-type-options", b"nosniff"),
         ]
         if request.method not in ("GET", "HEAD"):
-            return await respond(send, 405, b'{"error": "use GET"}', headers)
+            return await request.respond(405, b'{"error": "use GET"}', headers)
         if request.header(b"if-none-match") == etag.decode():
-            await send({"type": "http.response.start", "status": 304, "headers": headers})
-            return await send({"type": "http.response.body", "body": b""})
-        await respond(send, 200, body if request.method == "GET" else b"", headers,
+            return await request.respond(304, b"", headers, content_type=None)
+        await request.respond(200, body if request.method == "GET" else b"", headers,
                       content_type=b"application/javascript; charset=utf-8")

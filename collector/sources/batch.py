@@ -21,7 +21,7 @@ from collector import metrics
 from collector.bus import BusUnavailable, StoreFailed
 from collector.quarantine import screen
 from collector.sources.batch_parse import Slow, parse_batch, site_rate_errors
-from collector.sources.http import CORS, PREFLIGHT, BadRequest, Request, client_address, decode_json, respond
+from collector.sources.http import CORS, PREFLIGHT, BadRequest, Request, client_address, decode_json
 from collector.sources.plausible import hits_from_payload
 
 ROUTE = "/api/v1/batch"
@@ -82,13 +82,12 @@ class BatchSource:
             raise _invalid(errors, len(items))
         return hits, owners, items
 
-    async def __call__(self, scope, receive, send) -> None:
-        request = Request(scope, receive)
+    async def __call__(self, request: Request) -> None:
         if request.method == "OPTIONS":
             allow = request.header(b"access-control-request-headers") or "content-type"
-            return await respond(send, 204, headers=PREFLIGHT + [(b"access-control-allow-headers", allow.encode())])
+            return await request.respond(204, headers=PREFLIGHT + [(b"access-control-allow-headers", allow.encode())])
         if request.method != "POST":
-            return await respond(send, 405, b'{"error": "use POST"}', CORS + [(b"allow", b"POST, OPTIONS")])
+            return await request.respond(405, b'{"error": "use POST"}', CORS + [(b"allow", b"POST, OPTIONS")])
         try:
             body = await request.decoded_body(self.max_body)
             hits, owners, items = self._parse(body, time.time_ns() // 1000)
@@ -100,7 +99,7 @@ class BatchSource:
             out = msgspec.json.decode(exc.body())
             if getattr(exc, "details", None):
                 out["errors"] = exc.details
-            return await respond(send, exc.status, msgspec.json.encode(out), CORS + exc.headers)
+            return await request.respond(exc.status, msgspec.json.encode(out), CORS + exc.headers)
         sender_ip = client_address(request, self.trusted)
         for hit in hits:
             if hit.ip is None and hit.user_agent is None and hit.visitor_key is None:
@@ -115,11 +114,11 @@ class BatchSource:
         except (BusUnavailable, StoreFailed) as exc:
             metrics.requests_total.labels(ROUTE, 503).inc()
             body = msgspec.json.encode({"error": f"nothing stored, try again: {exc}"})
-            return await respond(send, 503, body, CORS + [(b"retry-after", b"1")])
+            return await request.respond(503, body, CORS + [(b"retry-after", b"1")])
         ignored = []
         if outcome.dropped:
             index_of = {id(hit): owner for hit, owner in zip(hits, owners, strict=True)}
             ignored = [{"index": index_of[id(hit)], "reason": reason} for hit, reason in outcome.dropped]
         OK.inc()
         body = msgspec.json.encode({"accepted": len(outcome.kept), "ignored": ignored})
-        await respond(send, 202, body, CORS)
+        await request.respond(202, body, CORS)

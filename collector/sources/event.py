@@ -16,7 +16,7 @@ import msgspec
 from collector import metrics
 from collector.bus import BusUnavailable, StoreFailed
 from collector.quarantine import screen
-from collector.sources.http import CORS, PREFLIGHT, BadRequest, Request, client_address, decode_json, respond
+from collector.sources.http import CORS, PREFLIGHT, BadRequest, Request, client_address, decode_json
 from collector.sources.plausible import hits_from_payload
 
 ROUTE = "/api/event"
@@ -31,14 +31,13 @@ class EventSource:
         self.max_body = max_body
         self.trusted = trusted
 
-    async def __call__(self, scope, receive, send) -> None:
-        request = Request(scope, receive)
+    async def __call__(self, request: Request) -> None:
         method = request.method
         if method == "OPTIONS":
             allow = request.header(b"access-control-request-headers") or "content-type"
-            return await respond(send, 204, headers=PREFLIGHT + [(b"access-control-allow-headers", allow.encode())])
+            return await request.respond(204, headers=PREFLIGHT + [(b"access-control-allow-headers", allow.encode())])
         if method != "POST":
-            return await respond(send, 405, b'{"error": "use POST"}', CORS + [(b"allow", b"POST, OPTIONS")])
+            return await request.respond(405, b'{"error": "use POST"}', CORS + [(b"allow", b"POST, OPTIONS")])
         try:
             body = await request.decoded_body(self.max_body)
             payload = decode_json(body, "send a Plausible Events API object")
@@ -46,7 +45,7 @@ class EventSource:
         except BadRequest as exc:
             metrics.rejected_total.labels(ROUTE, exc.reason).inc()
             metrics.requests_total.labels(ROUTE, exc.status).inc()
-            return await respond(send, exc.status, exc.body(), CORS + exc.headers)
+            return await request.respond(exc.status, exc.body(), CORS + exc.headers)
         ip = client_address(request, self.trusted)
         ua = request.header(b"user-agent")
         signal = request.header(b"dnt") == "1" or request.header(b"sec-gpc") == "1"
@@ -57,9 +56,9 @@ class EventSource:
         except (BusUnavailable, StoreFailed) as exc:
             metrics.requests_total.labels(ROUTE, 503).inc()
             body = msgspec.json.encode({"error": f"not stored, try again: {exc}"})
-            return await respond(send, 503, body, CORS + [(b"retry-after", b"1")])
+            return await request.respond(503, body, CORS + [(b"retry-after", b"1")])
         headers = list(CORS)
         if outcome.dropped and not outcome.kept:
             headers.append((b"x-strana-ignored", outcome.dropped[0][1].encode()))
         OK.inc()
-        await respond(send, 202, b"ok", headers, content_type=b"text/plain; charset=utf-8")
+        await request.respond(202, b"ok", headers, content_type=b"text/plain; charset=utf-8")

@@ -1,8 +1,9 @@
-"""The few HTTP pieces the ingest routes need, on bare ASGI.
+"""The few HTTP pieces the ingest routes need, on bare ASGI or RSGI.
 
 Ingest is the hot path: a Litestar handler costs ~2.5x a bare ASGI route here
-(see COMPONENTS.md), so the three ingest routes are plain ASGI callables and
-everything else goes through Litestar.
+(see COMPONENTS.md), so the ingest routes are plain callables that take a
+Request and everything else goes through Litestar. Under Granian a Request is
+an RsgiRequest, on Granian's native protocol (collector/rsgi.py says why).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import zlib
 from urllib.parse import parse_qsl
 
 import msgspec
+from granian.rsgi import ProtocolClosed, ProtocolError
 
 CORS = [
     (b"access-control-allow-origin", b"*"),
@@ -47,6 +49,10 @@ class BadRequest(Exception):
         return msgspec.json.encode(err)
 
 
+def client_gone() -> BadRequest:
+    return BadRequest(400, "client disconnected before the body was complete", reason="disconnect")
+
+
 def body_left_unread(limit: int) -> BadRequest:
     """413 for a body not read to its end. The answer says the connection closes: Granian drains or drops
     the rest of such a body as it sees fit, and when it drops the connection without saying so, a
@@ -56,16 +62,35 @@ def body_left_unread(limit: int) -> BadRequest:
 
 
 class Request:
-    __slots__ = ("scope", "receive", "_headers")
+    """One ingest request on bare ASGI (tests, other ASGI servers): the base for both interfaces.
 
-    def __init__(self, scope, receive):
+    Sources see only this surface: method, path, header(), query(), body(), peer and respond(). Under Granian
+    the same sources run on RsgiRequest, its native interface (collector/rsgi.py says why).
+    """
+
+    __slots__ = ("scope", "receive", "send", "read_timeout", "responded", "_headers")
+
+    def __init__(self, scope, receive, send=None, read_timeout: float | None = None):
         self.scope = scope
         self.receive = receive
+        self.send = send
+        self.read_timeout = read_timeout  # seconds the body may take to arrive (None: no limit)
+        self.responded = False
         self._headers: dict[bytes, bytes] | None = None
 
     @property
     def method(self) -> str:
         return self.scope["method"]
+
+    @property
+    def path(self) -> str:
+        return self.scope["path"]
+
+    @property
+    def peer(self) -> str | None:
+        """The address the connection comes from (a proxy's, behind one: see client_address)."""
+        client = self.scope.get("client")
+        return client[0] if client else None
 
     def header(self, name: bytes) -> str | None:
         if self._headers is None:
@@ -73,10 +98,12 @@ class Request:
         value = self._headers.get(name)
         return value.decode("latin-1") if value is not None else None
 
+    def _query_text(self) -> str:
+        return self.scope.get("query_string", b"").decode("utf-8")
+
     def query(self) -> dict[str, str]:
-        raw = self.scope.get("query_string", b"")
         try:  # strict also for what is percent-encoded: %ff must not become U+FFFD in a site or a URL
-            pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
+            pairs = parse_qsl(self._query_text(), keep_blank_values=True, errors="strict")
         except UnicodeDecodeError:
             raise BadRequest(400, "query string is not valid UTF-8") from None
         out: dict[str, str] = {}
@@ -84,10 +111,15 @@ class Request:
             out.setdefault(k, v)
         return out
 
+    async def respond(self, status: int, body: bytes = b"", headers: list | None = None,
+                      content_type: bytes | None = b"application/json") -> None:
+        self.responded = True
+        await respond(self.send, status, body, headers, content_type)
+
     async def body(self, limit: int) -> bytes:
-        """The whole body, at most `limit` bytes, arriving within the read timeout that the front door put in
-        the scope (a client that trickles its body in a byte at a time must not hold a connection for ever)."""
-        timeout = self.scope.get("strana.read_timeout")
+        """The whole body, at most `limit` bytes, arriving within the read timeout (a client that trickles its
+        body in a byte at a time must not hold a connection for ever)."""
+        timeout = self.read_timeout
         if not timeout:
             return await self._body(limit)
         task = asyncio.current_task()
@@ -102,20 +134,26 @@ class Request:
         finally:
             SLOW_BODIES.forget(task)
 
-    async def _body(self, limit: int) -> bytes:
+    def _declared_length(self, limit: int) -> int | None:
         declared = self.header(b"content-length")
-        if declared is not None:
-            try:
-                if int(declared) > limit:
-                    raise body_left_unread(limit)
-            except ValueError:
-                raise BadRequest(400, "content-length is not a number") from None
+        if declared is None:
+            return None
+        try:
+            length = int(declared)
+        except ValueError:
+            raise BadRequest(400, "content-length is not a number") from None
+        if length > limit:
+            raise body_left_unread(limit)
+        return length
+
+    async def _body(self, limit: int) -> bytes:
+        self._declared_length(limit)
         chunks = []
         size = 0
         while True:
             message = await self.receive()
             if message["type"] == "http.disconnect":
-                raise BadRequest(400, "client disconnected before the body was complete", reason="disconnect")
+                raise client_gone()
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
@@ -142,6 +180,69 @@ class Request:
         if len(out) > limit or inflater.unconsumed_tail:
             raise BadRequest(413, f"decompressed body is larger than {limit} bytes", reason="too_large")
         return out
+
+
+class RsgiRequest(Request):
+    """The same request on Granian's native interface, RSGI: the scope is an object, its headers a map that
+    Granian reads on demand, and the answer one call with the whole body.
+
+    What RSGI hands over differs from ASGI in two ways a client can see: the path comes percent-decoded
+    (no raw path), and a header whose value is not visible ASCII is left out (an ASGI scope has its bytes).
+    """
+
+    __slots__ = ("protocol",)
+
+    def __init__(self, scope, protocol, read_timeout: float | None = None):
+        self.scope = scope
+        self.protocol = protocol
+        self.read_timeout = read_timeout
+        self.responded = False
+        self._headers = None  # scope.headers builds a new map object on each access: taken once
+
+    @property
+    def method(self) -> str:
+        return self.scope.method
+
+    @property
+    def path(self) -> str:
+        return self.scope.path
+
+    @property
+    def peer(self) -> str | None:
+        host = self.scope.client.rpartition(":")[0]  # "1.2.3.4:5678", "[::1]:5678"
+        return host.strip("[]") or None
+
+    def header(self, name: bytes) -> str | None:
+        if self._headers is None:
+            self._headers = self.scope.headers
+        return self._headers.get(name.decode("latin-1"))
+
+    def _query_text(self) -> str:
+        return self.scope.query_string
+
+    async def respond(self, status: int, body: bytes = b"", headers: list | None = None,
+                      content_type: bytes | None = b"application/json") -> None:
+        hdrs = [("content-type", content_type.decode("latin-1"))] if content_type is not None else []
+        if headers:
+            hdrs.extend([(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers])
+        self.responded = True
+        self.protocol.response_bytes(status, hdrs, body)  # Granian adds content-length
+
+    async def _body(self, limit: int) -> bytes:
+        declared = self._declared_length(limit)
+        try:
+            if declared is not None:  # the server holds the client to its content-length
+                return await self.protocol()
+            chunks = []
+            size = 0
+            async for chunk in self.protocol:
+                size += len(chunk)
+                if size > limit:
+                    raise body_left_unread(limit)
+                chunks.append(chunk)
+            return b"".join(chunks)
+        except (ProtocolClosed, ProtocolError):
+            raise client_gone() from None
 
 
 class SlowBodies:
@@ -265,8 +366,7 @@ def client_address(request: Request, trusted: list) -> str | None:
     that is not itself a trusted proxy, so a client cannot spoof its address
     by sending the header itself.
     """
-    client = request.scope.get("client")
-    peer = client[0] if client else None
+    peer = request.peer
     if not trusted or peer is None:
         return peer
     if not isinstance(trusted, Networks):
@@ -296,8 +396,10 @@ def client_address(request: Request, trusted: list) -> str | None:
 
 
 async def respond(send, status: int, body: bytes = b"", headers: list | None = None,
-                  content_type: bytes = b"application/json") -> None:
-    hdrs = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+                  content_type: bytes | None = b"application/json") -> None:
+    hdrs = [] if status == 304 else [(b"content-length", str(len(body)).encode())]
+    if content_type is not None:
+        hdrs.append((b"content-type", content_type))
     if headers:
         hdrs.extend(headers)
     await send({"type": "http.response.start", "status": status, "headers": hdrs})

@@ -14,7 +14,7 @@ import time
 
 from collector import metrics
 from collector.bus import BusUnavailable, StoreFailed
-from collector.sources.http import CORS, PREFLIGHT, BadRequest, Request, client_address, respond
+from collector.sources.http import CORS, PREFLIGHT, BadRequest, Request, client_address
 from collector.sources.plausible import hits_from_payload
 
 ROUTE = "/p.gif"
@@ -32,12 +32,11 @@ class PixelSource:
         self.limits = limits
         self.trusted = trusted
 
-    async def __call__(self, scope, receive, send) -> None:
-        request = Request(scope, receive)
+    async def __call__(self, request: Request) -> None:
         if request.method == "OPTIONS":
-            return await respond(send, 204, headers=PREFLIGHT)
+            return await request.respond(204, headers=PREFLIGHT)
         if request.method not in ("GET", "HEAD"):
-            return await respond(send, 405, b'{"error": "use GET"}', CORS + [(b"allow", b"GET, OPTIONS")])
+            return await request.respond(405, b'{"error": "use GET"}', CORS + [(b"allow", b"GET, OPTIONS")])
         status, ignored = 200, None
         try:
             params = request.query()
@@ -71,4 +70,4 @@ class PixelSource:
         if ignored:
             headers.append((b"x-strana-ignored", ignored))
         metrics.requests_total.labels(ROUTE, status).inc()
-        await respond(send, status, GIF, headers, content_type=b"image/gif")
+        await request.respond(status, GIF, headers, content_type=b"image/gif")

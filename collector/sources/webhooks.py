@@ -33,7 +33,7 @@ from collector import metrics
 from collector.bus import BusUnavailable, StoreFailed
 from collector.events import Hit
 from collector.quarantine import hook_item
-from collector.sources.http import BadRequest, Request, decode_json, respond
+from collector.sources.http import BadRequest, Request, decode_json
 from collector.webhooks.mapping import MappingError
 from collector.webhooks.signatures import SignatureError
 
@@ -78,20 +78,20 @@ class WebhookSource:
         self.max_body = max_body
         self.schemas = schemas
 
-    async def __call__(self, scope, receive, send) -> None:
-        name = scope["path"][len(PREFIX):]
+    async def __call__(self, request: Request) -> None:
+        name = request.path[len(PREFIX):]
         hook = self.hooks.get(name)
         route = f"{PREFIX}{name}" if hook else f"{PREFIX}*"
         extra: list = []
         if hook is None:
             status, body = _json(404, {"error": f"no webhook named {name[:64]!r} is configured"})
-        elif scope["method"] != "POST":
+        elif request.method != "POST":
             status, body = _json(405, {"error": "use POST"})
             extra = [(b"allow", b"POST")]
         else:
-            status, body, extra = await self._deliver(hook, Request(scope, receive))
+            status, body, extra = await self._deliver(hook, request)
         metrics.requests_total.labels(route, status).inc()
-        await respond(send, status, body, extra)
+        await request.respond(status, body, extra)
 
     async def _deliver(self, hook, request: Request) -> tuple[int, bytes, list]:
         route = f"{PREFIX}{hook.name}"
