@@ -16,3 +16,14 @@ async def app(scope, receive, send):
         more = message.get("more_body", False)
     await send({"type": "http.response.start", "status": 202, "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": b"ok"})
+
+
+class _Rsgi:
+    """The same floor on Granian's RSGI, the protocol `strana serve` speaks (collector/rsgi.py)."""
+
+    async def __rsgi__(self, scope, protocol):
+        await protocol()
+        protocol.response_bytes(202, [("content-type", "text/plain")], b"ok")
+
+
+rsgi = _Rsgi()

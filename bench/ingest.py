@@ -3,13 +3,15 @@
 
     .venv/bin/python bench/ingest.py [--duration 15] [--connections 64]
 
-Starts a bare Granian ASGI app (202, nothing else) and Strana (embedded default,
-full enhancer chain, durable group commit) on free loopback ports, drives each
+Starts a bare Granian app (202, nothing else) on ASGI, the floor the target is
+set against, and on RSGI, the protocol `strana serve` speaks; then Strana
+(embedded default, full enhancer chain, durable group commit), all on free
+loopback ports. It drives each
 with wrk (Debian package `wrk`) for a fixed time with realistic URLs, referrers,
 user agents and client addresses (sent as X-Forwarded-For; the bench trusts
 127.0.0.1 as a proxy so GeoIP and visitor ids see many visitors), then prints
 requests/s, events/s, p50/p99 latency, errors, events stored vs accepted, and
-the single-event rate as a ratio of the floor. Prints numbers; asserts nothing.
+the single-event rate as a ratio of each floor. Prints numbers; asserts nothing.
 """
 
 from __future__ import annotations
@@ -141,16 +143,21 @@ def main() -> None:
 
     procs = []
     try:
-        port = free_port()
-        procs.append(subprocess.Popen([str(Path(PY).parent / "granian"), "--interface", "asgi", "--loop", "uvloop",
-                                       "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
-                                       "--no-log", "bench.bare_app:app"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL))
-        bare = f"http://127.0.0.1:{port}"
-        wait_http(bare + "/")
-        print(f"[1/4] floor: bare Granian ASGI app answering 202, {args.duration}s ...", flush=True)
-        floor = run_wrk(bare, lua_script("event", 1).replace("/api/event", "/"), args.duration, args.connections)
-        procs.pop().terminate()
+        floors = {}
+        for step, (interface, target) in enumerate((("asgi", "bench.bare_app:app"), ("rsgi", "bench.bare_app:rsgi")),
+                                                   start=1):
+            port = free_port()
+            procs.append(subprocess.Popen([str(Path(PY).parent / "granian"), "--interface", interface, "--loop",
+                                           "uvloop", "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
+                                           "--no-log", target], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL))
+            bare = f"http://127.0.0.1:{port}"
+            wait_http(bare + "/")
+            print(f"[{step}/5] floor: bare Granian {interface.upper()} app answering 202, {args.duration}s ...",
+                  flush=True)
+            floors[interface] = run_wrk(bare, lua_script("event", 1).replace("/api/event", "/"), args.duration,
+                                        args.connections)
+            procs.pop().terminate()
 
         data = tempfile.mkdtemp(prefix="strana-bench-")
         port = free_port()
@@ -161,8 +168,8 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         wait_http(url + "/healthz")
         results = {}
-        for step, (kind, per) in enumerate((("event", 1), ("batch", args.batch_size), ("pixel", 1)), start=2):
-            print(f"[{step}/4] strana: {kind} x{per}, {args.duration}s ...", flush=True)
+        for step, (kind, per) in enumerate((("event", 1), ("batch", args.batch_size), ("pixel", 1)), start=3):
+            print(f"[{step}/5] strana: {kind} x{per}, {args.duration}s ...", flush=True)
             before = stored_events(url)
             r = run_wrk(url, lua_script(kind, args.batch_size), args.duration, args.connections)
             r["accepted"] = (r["requests"] - r["non2xx"]) * per
@@ -177,15 +184,18 @@ def main() -> None:
     print()
     print(f"{'phase':<18}{'req/s':>10}{'events/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'sock err':>9}"
           f"{'accepted':>10}{'stored':>10}")
-    print(f"{'floor (bare 202)':<18}{floor['rps']:>10.0f}{'':>11}{floor['p50']:>9.2f}{floor['p99']:>9.2f}"
-          f"{floor['non2xx']:>9}{floor['errors']:>9}")
+    for interface, floor in floors.items():
+        print(f"{'floor ' + interface.upper():<18}{floor['rps']:>10.0f}{'':>11}{floor['p50']:>9.2f}"
+              f"{floor['p99']:>9.2f}{floor['non2xx']:>9}{floor['errors']:>9}")
     for kind, r in results.items():
         print(f"{kind:<18}{r['rps']:>10.0f}{r['eps']:>11.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['non2xx']:>9}"
               f"{r['errors']:>9}{r['accepted']:>10}{r['stored']:>10}")
-    ratio = results["event"]["rps"] / floor["rps"]
+    ratio = results["event"]["rps"] / floors["asgi"]["rps"]
+    native = results["event"]["rps"] / floors["rsgi"]["rps"]
     print(f"\ndurability: {args.durability}; load average at the end: {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores (the floor and Strana share them with wrk)")
-    print(f"\nsingle-event ingest = {ratio:.1%} of the floor (target >= 30%); "
+    print(f"\nsingle-event ingest = {ratio:.1%} of the ASGI floor (target >= 30%), {native:.1%} of the RSGI "
+          f"floor (Strana's own protocol); "
           f"batch = {results['batch']['eps']:.0f} events/s (target >= 100,000); "
           f"lost = {sum(max(0, r['accepted'] - r['stored']) for r in results.values())} (accepted but not stored; "
           "stored may exceed accepted: wrk does not count answers that arrive after its deadline)")
