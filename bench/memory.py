@@ -3,16 +3,15 @@
     .venv/bin/python bench/memory.py [--hits 500] [--rounds 3] [--no-breakdown] [--tracemalloc]
                                      [--env STRANA_X__Y=value ...]
 
-Part 1 starts the embedded default (Granian, one worker, memory bus, spool +
-DuckDB) on a free port and reads /proc/<pid>/status of Granian's main process
-and of its worker (the process that holds the app and the store): VmRSS split
-into RssAnon (heap, Python objects, native buffers) and RssFile (pages of
+Part 1 starts the embedded default (Granian embedded in one process, memory
+bus, spool + DuckDB) on a free port and reads /proc/<pid>/status of that
+process: VmRSS split into RssAnon (heap, Python objects, native buffers) and RssFile (pages of
 mapped files: shared libraries, the GeoLite2 database), idle after start-up,
 then after each round of N hits (single events, pixels and batches with many
 user agents — some never seen before, some bots — and client addresses from
 all over, plus a few stats queries, /metrics and the tracker script), once the
 spool loader has moved them into DuckDB, and idle again after a restart on
-the store the rounds left. The worker's largest mappings (/proc/<pid>/smaps)
+the store the rounds left. The server's largest mappings (/proc/<pid>/smaps)
 are listed idle and after the rounds.
 
 Part 2 (the breakdown) repeats the start-up in one plain process, step by step
@@ -101,11 +100,6 @@ def mappings(pid: int, top: int = 8) -> list[tuple[float, str]]:
         elif line.startswith("Rss:"):
             sizes[name] += int(line.split()[1]) / 1024
     return [(mb, n) for n, mb in sizes.most_common(top)]
-
-
-def worker_pid(server: Server) -> int:
-    pid = server.proc.pid
-    return int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
 
 
 def settled(pid: int, timeout: float = 15.0) -> dict[str, float]:
@@ -220,31 +214,24 @@ def serve_part(args) -> None:
     server.start()
     started = time.monotonic() - t0
     try:
-        worker = worker_pid(server)
-        idle = settled(worker)
-        main = status(server.proc.pid)
+        pid = server.proc.pid
+        idle = settled(pid)
         print(f"`strana serve` healthy after {started:.1f}s; env {env}")
-        print(f"idle      worker {fmt(idle)}   main {main['VmRSS']:5.1f} MB   "
-              f"total {idle['VmRSS'] + main['VmRSS']:6.1f} MB   worker threads {idle['Threads']:.0f}")
-        print("          worker's largest mappings: " + ", ".join(f"{n} {mb:.1f}" for mb, n in mappings(worker)))
+        print(f"idle      server {fmt(idle)}   threads {idle['Threads']:.0f}")
+        print("          largest mappings: " + ", ".join(f"{n} {mb:.1f}" for mb, n in mappings(pid)))
         for r in range(1, args.rounds + 1):
             t = time.monotonic()
             counts = drive(server.port, args.hits, seed=r)
             wait_loaded(server.port)
             took = time.monotonic() - t
-            after = settled(worker)
-            main = status(server.proc.pid)
+            after = settled(pid)
             mix = ", ".join(f"{label} {code}: {n}" for (label, code), n in sorted(counts.items()))
-            print(f"round {r}   worker {fmt(after)}   main {main['VmRSS']:5.1f} MB   "
-                  f"total {after['VmRSS'] + main['VmRSS']:6.1f} MB   ({args.hits} hits in {took:.1f}s: {mix})")
-        print("          worker's largest mappings: " + ", ".join(f"{n} {mb:.1f}" for mb, n in mappings(worker)))
+            print(f"round {r}   server {fmt(after)}   ({args.hits} hits in {took:.1f}s: {mix})")
+        print("          largest mappings: " + ", ".join(f"{n} {mb:.1f}" for mb, n in mappings(pid)))
         server.stop()
         server.start()  # a restart on the store it left: the usual state of a server that has run before
-        worker = worker_pid(server)
-        idle = settled(worker)
-        main = status(server.proc.pid)
-        print(f"restart   worker {fmt(idle)}   main {main['VmRSS']:5.1f} MB   "
-              f"total {idle['VmRSS'] + main['VmRSS']:6.1f} MB   (idle again, on the store of the rounds above)")
+        idle = settled(server.proc.pid)
+        print(f"restart   server {fmt(idle)}   (idle again, on the store of the rounds above)")
     finally:
         server.stop()
         print(f"server log: {data / 'data' / 'server.log'}")
@@ -387,7 +374,7 @@ def main() -> None:
         print("== 1. a fresh `strana serve` (embedded default), RSS from /proc")
         serve_part(args)
     if not args.no_breakdown:
-        print("\n== 2. start-up step by step in one process (RSS added by each step; the worker does the same)")
+        print("\n== 2. start-up step by step in a plain process (RSS added by each step; the server does the same)")
         breakdown_part(args)
     print(f"\nload average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
 

@@ -6,7 +6,7 @@ Why it exists: in bench/soak_max.py the glibc heap in use (`strana_malloc_bytes{
 climbs ~2-3 MB a minute with dashboard reads and barely without them. Here a fresh `strana serve`
 gets `--events` batch events (same day, one site), then each route (aggregate, query, dashboard,
 metrics) is called `--per-round` times per round over that same data. After each round it prints the
-worker's glibc heap in use and its RSS. Identical requests over unchanged data should not grow the heap;
+server's glibc heap in use and its RSS. Identical requests over unchanged data should not grow the heap;
 a route whose column keeps rising holds on to something per request.
 
 What it showed (2026-12-03, DuckDB 2.0.1): `query` (Stats API v2, visitors + pageviews by page) grew
@@ -69,14 +69,14 @@ def main() -> None:
         with cf.ThreadPoolExecutor(8) as pool:
             codes = list(pool.map(post, batches))
         print(f"loaded {len(batches) * 500:,} events (answers {sorted(set(codes))}); "
-              f"columns: glibc heap in use MB / worker RSS MB after each round of {args.per_round}", flush=True)
+              f"columns: glibc heap in use MB / server RSS MB after each round of {args.per_round}", flush=True)
         for name in args.routes:
-            cells = [f"{heap_mb(server.url):.1f}/{server.worker_rss_mb():.0f}"]
+            cells = [f"{heap_mb(server.url):.1f}/{server.rss_mb():.0f}"]
             for _ in range(args.rounds):
                 for _ in range(args.per_round):
                     with urllib.request.urlopen(ROUTES[name](server.url), timeout=60) as r:
                         r.read()
-                cells.append(f"{heap_mb(server.url):.1f}/{server.worker_rss_mb():.0f}")
+                cells.append(f"{heap_mb(server.url):.1f}/{server.rss_mb():.0f}")
                 print(f"\r{name:10s} {' '.join(cells)}", end="", flush=True)
             first, last = (float(c.split("/")[0]) for c in (cells[0], cells[-1]))
             per = (last - first) * 1024 / (args.rounds * args.per_round)

@@ -64,30 +64,28 @@ class Server:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:  # Granian's worker holds the DuckDB file: wait until it is gone
+        while time.monotonic() < deadline:  # the DuckDB file is free once the whole group is gone
             try:
                 os.killpg(self.proc.pid, 0)
             except ProcessLookupError:
                 return
             time.sleep(0.05)
 
-    def worker_rss_mb(self) -> float | None:
-        """RSS of Granian's worker (the child of the `strana serve` process), which holds the app and store."""
+    def rss_mb(self) -> float | None:
+        """RSS of the `strana serve` process: one process holds the server, the app and the store."""
         try:
-            child = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()[0]
-            for line in Path(f"/proc/{child}/status").read_text().splitlines():
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) / 1024
         except (OSError, IndexError):
             return None
         return None
 
-    def worker_rss_split_mb(self) -> dict[str, float]:
-        """The worker's RssAnon (heap, native buffers) and RssFile (mapped files: libraries, the GeoIP database)."""
+    def rss_split_mb(self) -> dict[str, float]:
+        """The server's RssAnon (heap, native buffers) and RssFile (mapped files: libraries, the GeoIP database)."""
         out = {}
         try:
-            child = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()[0]
-            for line in Path(f"/proc/{child}/status").read_text().splitlines():
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
                 key = line.split(":")[0]
                 if key in ("RssAnon", "RssFile"):
                     out[key] = int(line.split()[1]) / 1024

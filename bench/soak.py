@@ -12,7 +12,7 @@ make and take. Then, for --minutes, an open-loop load:
 single events at that rate, plus a pixel hit per 10 events and a batch of 10
 per 20 events, each event tagged with a unique `seq` prop; every second a
 reader fetches the aggregate stats, a stats query and the dashboard page.
-Samples the Granian worker's RSS every 10 s and ingest p99 per minute. At the
+Samples the server's RSS every 10 s and ingest p99 per minute. At the
 end: SIGTERM, count rows per seq in the store, and print whether RSS stayed
 flat (least-squares slope after minute 2), whether each minute's p99 stayed
 within 2x the first minute's, and accepted vs stored (lost, doubled).
@@ -165,7 +165,7 @@ async def reader(url: str, stop: asyncio.Event, stats: dict) -> None:
 
 async def sampler(server: Server, stop: asyncio.Event, samples: list, began: float) -> None:
     while not stop.is_set():
-        rss = server.worker_rss_mb()
+        rss = server.rss_mb()
         if rss is not None:
             samples.append((time.monotonic() - began, rss))
         try:
@@ -217,7 +217,7 @@ def report(load: Load, samples: list, stats: dict, counts: dict, rate: float, mi
         firsts = firsts or tail
         worst = max(worst, tail / firsts)
         print(f"{minute + 1:6d} {len(values):10d} {statistics.median(values) * 1000:8.1f} {tail:8.1f}")
-    print("RSS of the worker (MB) every 10 s: " + " ".join(f"{r:.0f}" for _, r in samples))
+    print("RSS of the server (MB) every 10 s: " + " ".join(f"{r:.0f}" for _, r in samples))
     later = [(t, r) for t, r in samples if t >= 120] if minutes > 2.5 else samples[len(samples) // 3:]
     slope = slope_mb_per_min(later)
     print(f"memory: slope after warm-up {slope:+.2f} MB/min over {len(later)} samples -> "

@@ -10,7 +10,7 @@ posting batches of 10 (4 connections) and a third loading the pixel (8
 connections), restarted every minute so each minute has its own p99; a
 thread reads the aggregate stats, a stats query and the dashboard page once a
 second. Every event and batch item carries a unique numeric `seq` prop. Samples
-the Granian worker's RSS every 10 s. At the end it reads strana_events_accepted_total
+the server's RSS every 10 s. At the end it reads strana_events_accepted_total
 from /metrics (what the server acknowledged), SIGTERMs, and counts rows per
 seq in the store: lost = accepted - stored, doubled = seqs stored twice.
 Prints per-minute rates, p99 and RSS (with the memory DuckDB says it holds and
@@ -183,10 +183,10 @@ def gauges(url: str) -> dict[str, float | str]:
 
 def sample_loop(server: Server, stop: threading.Event, samples: list, began: float, inside: list) -> None:
     while not stop.is_set():
-        rss = server.worker_rss_mb()
+        rss = server.rss_mb()
         if rss is not None:
             samples.append((time.monotonic() - began, rss))
-        inside.append({**gauges(server.url), **server.worker_rss_split_mb()})
+        inside.append({**gauges(server.url), **server.rss_split_mb()})
         stop.wait(10)
 
 

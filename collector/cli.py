@@ -117,20 +117,11 @@ def cmd_serve(args) -> int:
             return 1
     elif settings.server.role == "all" and not _apart(_check_store, data_dir / "strana.duckdb"):
         return 1
-    from granian import Granian
-    from granian.constants import Interfaces, Loops
-    from granian.http import HTTP1Settings
+    from collector.server import serve
 
     print(f"strana: serving on http://{settings.server.host}:{settings.server.port} (data in {data_dir})",
           file=sys.stderr, flush=True)
-    Granian(
-        "collector.app:create_app", factory=True, address=settings.server.host, port=settings.server.port,
-        interface=Interfaces.RSGI, loop=Loops.uvloop, workers=1, log_access=False, websockets=False,
-        workers_kill_timeout=60,
-        # headers that trickle in slower than this are cut off (slow-loris); bodies: collector/sources/http.py
-        http1_settings=HTTP1Settings(header_read_timeout=int(float(settings.server.read_timeout_seconds) * 1000)),
-    ).serve()
-    return 0
+    return serve(settings.server.host, settings.server.port, float(settings.server.read_timeout_seconds))
 
 
 def cmd_worker(args) -> int:

@@ -1,0 +1,52 @@
+"""`strana serve`: Granian's embedded server in this one process, on Strana's own event loop.
+
+Why embedded: Granian's usual entry point forks a worker and keeps a
+supervisor process beside it, which held ~25 MB of the idle server's RSS for
+no work (bench/memory.py). Here Granian's server runs as a task on the loop
+that also runs the app, the lifespan around it: start-up before the first
+request, and on SIGTERM or SIGINT the server stops taking connections, answers
+what is in flight, then the lifespan drains and commits everything accepted.
+
+The app is still an ASGI and RSGI app that any server can load (README: other
+servers); this module is only how Strana runs itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+import uvloop
+from granian.constants import Interfaces
+from granian.http import HTTP1Settings
+from granian.server.embed import Server
+
+
+async def _serve(host: str, port: int, read_timeout: float) -> int:
+    from collector.app import create_app
+
+    app = create_app()
+    lifespan = app.rsgi_fallback.lifespan
+    await lifespan.startup()
+    if lifespan.interrupt:
+        print(f"strana: start-up failed: {lifespan.exc}", file=sys.stderr, flush=True)
+        return 1
+    # the bound method, not the app: the app's __rsgi_init__ / __rsgi_del__ run the lifespan for Granian's own
+    # worker processes, and here the lifespan is run above and below
+    server = Server(app.__rsgi__, address=host, port=port, interface=Interfaces.RSGI, websockets=False,
+                    log_access=False, backlog=1024,  # the backlog sets Granian's backpressure: as its CLI does
+                    # headers that trickle in slower than this are cut off (slow-loris); bodies: sources/http.py
+                    http1_settings=HTTP1Settings(header_read_timeout=int(read_timeout * 1000)))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, server.stop)
+    try:
+        await server.serve()
+    finally:
+        await lifespan.shutdown()
+    return 0
+
+
+def serve(host: str, port: int, read_timeout: float) -> int:
+    return uvloop.run(_serve(host, port, read_timeout))
