@@ -119,9 +119,7 @@ def cmd_serve(args) -> int:
         return 1
     from collector.server import serve
 
-    print(f"strana: serving on http://{settings.server.host}:{settings.server.port} (data in {data_dir})",
-          file=sys.stderr, flush=True)
-    return serve(settings.server.host, settings.server.port, float(settings.server.read_timeout_seconds))
+    return serve(settings.server.host, settings.server.port, float(settings.server.read_timeout_seconds), data_dir)
 
 
 def cmd_worker(args) -> int:

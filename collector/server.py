@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sys
 
 import uvloop
@@ -48,5 +49,24 @@ async def _serve(host: str, port: int, read_timeout: float) -> int:
     return 0
 
 
-def serve(host: str, port: int, read_timeout: float) -> int:
+def can_listen(host: str, port: int) -> str | None:
+    """None when host:port is free to listen on; else why not. Asked before start-up opens the store, so a
+    taken port is one clear line, not a traceback after the migrations ran."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Granian binds
+            probe.bind((host, port))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
+def serve(host: str, port: int, read_timeout: float, data_dir) -> int:
+    problem = can_listen(host, port)
+    if problem:
+        print(f"strana: cannot listen on {host}:{port}: {problem}. Is another server running there? "
+              "Stop it, or pick another port with --port (or [server] port).", file=sys.stderr, flush=True)
+        return 1
+    print(f"strana: serving on http://{host}:{port} (data in {data_dir})", file=sys.stderr, flush=True)
     return uvloop.run(_serve(host, port, read_timeout))

@@ -17,6 +17,7 @@ import datetime as dt
 import os
 import shutil
 import signal
+import socket
 import subprocess
 
 import pytest
@@ -120,3 +121,16 @@ def test_an_unreadable_parquet_file_is_left_out_of_reports_with_a_warning(make_s
     log = server.log()
     assert f"leaving out events/site=example.com/date={TODAY}/{files[0].name}" in log
     assert "zz-garbage.parquet" in log and "Traceback" not in log
+
+
+def test_a_taken_port_stops_the_start_with_a_clear_message(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([*STRANA, "serve", "--port", str(port), "--data-dir", str(tmp_path / "data")], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in done.stderr
+    assert "--port" in done.stderr and "Traceback" not in done.stderr
+    assert "serving on" not in done.stderr
