@@ -14,7 +14,7 @@ from collector.settings import SettingsError, load
 
 
 def _apply_overrides(args) -> None:
-    """Command-line flags become STRANA_* variables, so the server process (Granian's worker) sees them."""
+    """Command-line flags become STRANA_* variables, so every later settings.load() (the app's too) sees them."""
     for flag, var in (("host", "STRANA_SERVER__HOST"), ("port", "STRANA_SERVER__PORT"),
                       ("data_dir", "STRANA_SERVER__DATA_DIR"), ("role", "STRANA_SERVER__ROLE"),
                       ("partitions", "STRANA_WORKER__PARTITIONS")):
@@ -48,7 +48,7 @@ DAMAGED = ("strana: cannot start: the store {path} is damaged or unreadable:\n  
 
 def _check_store(path: Path) -> bool:
     """Open the DuckDB file once before serving (replaying and checkpointing its WAL): a damaged file is one
-    clear message and exit code 1 here, not a traceback in Granian's worker."""
+    clear message and exit code 1 here, not a traceback from the app's start-up."""
     if not path.exists():
         return True
     import duckdb
@@ -85,9 +85,9 @@ def _probe_lake(settings) -> bool:
 
 
 def _apart(check, *args) -> bool:
-    """Run a start-up check in a forked child and return its verdict. Granian's main process only supervises
-    the worker; whatever a check imports or opens (DuckDB on an existing store: ~45 MB RSS, the app and its
-    brokers' clients for a bus check) would otherwise stay in it for the server's whole life."""
+    """Run a start-up check in a forked child and return its verdict. The server runs in this process once the
+    checks pass; whatever a check imports or opens (DuckDB on an existing store: ~45 MB RSS, the app and its
+    brokers' clients for a bus check) would otherwise stay in it for the server's whole life, opened twice."""
     pid = os.fork()  # no threads yet in this process: a plain fork is safe
     if pid == 0:
         code = 1

@@ -4,7 +4,7 @@ Why RSGI at all: ingest is the hot path, and Granian's native protocol costs
 less per request than its ASGI one. Here single events ran at 13.2-13.5k
 req/s on RSGI against 11.1-11.2k on ASGI, the same sources behind both
 (wrk -c64, alternating runs; bench/ingest.py prints both protocols' floors).
-A Granian worker speaks one protocol, so the ingest routes take RSGI natively
+A Granian server speaks one protocol, so the ingest routes take RSGI natively
 (sources/http.py: RsgiRequest) and the rest comes through this bridge, which
 turns an RSGI call into an ASGI one. The ASGI lifespan
 (start-up, drain on SIGTERM) runs from RSGI's worker init and del hooks.
