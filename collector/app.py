@@ -312,7 +312,7 @@ class FrontDoor:
         self.read_timeout = read_timeout  # seconds an ingest body may take to arrive (Request.body reads it)
         self.routes = routes
         self.fallback = fallback
-        self.rsgi_fallback = AsgiOverRsgi(fallback)
+        self.rsgi_fallback = AsgiOverRsgi(fallback, read_timeout)
         self.prefixes = list((prefixes or {}).items())
 
     def _route(self, path: str):

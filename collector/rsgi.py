@@ -15,8 +15,10 @@ off) and ASGI extensions (pathsend, trailers).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
+import time
 from urllib.parse import quote
 
 from granian.asgi import LifespanProtocol
@@ -39,9 +41,10 @@ def _host_port(text: str | None) -> tuple[str, int] | None:
 
 
 class AsgiOverRsgi:
-    def __init__(self, app):
+    def __init__(self, app, read_timeout: float | None = None):
         self.app = app
         self.lifespan = LifespanProtocol(app)
+        self.read_timeout = read_timeout  # seconds a body may take to arrive; then 408 (None: no limit)
 
     def startup(self, loop) -> None:
         """Run the app's lifespan start-up before the worker takes requests; exit the worker if it fails, as
@@ -74,7 +77,7 @@ class AsgiOverRsgi:
             "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in scope.headers.items()],
             "state": self.lifespan.state.copy(),
         }
-        exchange = Exchange(protocol)
+        exchange = Exchange(protocol, self.read_timeout)
         try:
             await self.app(asgi_scope, exchange.receive, exchange.send)
         except Exception:
@@ -92,10 +95,14 @@ class AsgiOverRsgi:
 class Exchange:
     """One request's ASGI receive and send, on its RSGI protocol object."""
 
-    __slots__ = ("protocol", "chunks", "body_done", "status", "headers", "stream", "sent")
+    __slots__ = ("protocol", "chunks", "body_done", "status", "headers", "stream", "sent", "read_timeout",
+                 "deadline", "timed_out")
 
-    def __init__(self, protocol):
+    def __init__(self, protocol, read_timeout: float | None = None):
         self.protocol = protocol
+        self.read_timeout = read_timeout
+        self.deadline = time.monotonic() + read_timeout if read_timeout else None
+        self.timed_out = False
         self.chunks = None
         self.body_done = False
         self.status: int | None = None
@@ -104,13 +111,24 @@ class Exchange:
         self.sent = False
 
     async def receive(self) -> dict:
+        if self.timed_out:
+            return {"type": "http.disconnect"}
         if self.body_done:  # the body is read: the next event is the client going away
             await self.protocol.client_disconnect()
             return {"type": "http.disconnect"}
         if self.chunks is None:
             self.chunks = self.protocol.__aiter__()
         try:  # chunk by chunk, so the app's own body limit stops a huge body before it is all in memory
-            chunk = await self.chunks.__anext__()
+            if self.deadline is None:
+                chunk = await self.chunks.__anext__()
+            else:  # one deadline for the whole body: a client must not trickle it in for ever
+                chunk = await asyncio.wait_for(self.chunks.__anext__(), max(0.0, self.deadline - time.monotonic()))
+        except TimeoutError:  # answer 408 now; the app sees the client leave, and what it sends is dropped
+            self.body_done = self.timed_out = self.sent = True
+            self.status = 408
+            body = f'{{"error": "the body did not arrive within {self.read_timeout:g} seconds"}}'.encode()
+            self.protocol.response_bytes(408, ERROR_HEADERS + [("connection", "close")], body)
+            return {"type": "http.disconnect"}
         except StopAsyncIteration:
             self.body_done = True
             return {"type": "http.request", "body": b"", "more_body": False}
@@ -121,6 +139,8 @@ class Exchange:
 
     async def send(self, message: dict) -> None:
         kind = message["type"]
+        if self.timed_out:
+            return
         if kind == "http.response.start":
             self.status = message["status"]
             self.headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", ())]

@@ -23,6 +23,8 @@ from granian.constants import Interfaces
 from granian.http import HTTP1Settings
 from granian.server.embed import Server
 
+STOP_SECONDS = 60  # as long as Granian's own workers_kill_timeout in the multi-process server Strana ran before
+
 
 async def _serve(host: str, port: int, read_timeout: float) -> int:
     from collector.app import create_app
@@ -39,11 +41,17 @@ async def _serve(host: str, port: int, read_timeout: float) -> int:
                     log_access=False, backlog=1024,  # the backlog sets Granian's backpressure: as its CLI does
                     # headers that trickle in slower than this are cut off (slow-loris); bodies: sources/http.py
                     http1_settings=HTTP1Settings(header_read_timeout=int(read_timeout * 1000)))
+    # what is still in flight this long after a stop is cut off (a client that never finishes its request must
+    # not keep the server from stopping); what the lifespan then stores is everything already accepted
+    server.workers_kill_timeout = STOP_SECONDS
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.stop)
     try:
         await server.serve()
+    except TimeoutError:
+        print(f"strana: requests still in flight {STOP_SECONDS} s after the stop were cut off", file=sys.stderr,
+              flush=True)
     finally:
         await lifespan.shutdown()
     return 0

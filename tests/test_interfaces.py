@@ -150,3 +150,28 @@ def test_the_bridge_answers_500_for_an_app_that_fails_or_says_nothing(bridge):
         assert c.get("/still/serving").status_code == 200
     log = (bridge.log.name and open(bridge.log.name, "rb").read().decode(errors="replace"))
     assert "a bug in the app" in log
+
+
+def _half_sent(url: str, path: bytes) -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    s = socket.create_connection((host, int(port)), timeout=10)
+    s.sendall(b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100"
+              b"\r\n\r\n{\"site")
+    return s
+
+
+def test_a_body_that_trickles_into_a_litestar_route_gets_408(make_server):
+    server = make_server(env={"STRANA_SERVER__READ_TIMEOUT_SECONDS": "1"})
+    with _half_sent(server.url, b"/api/v1/query") as s:
+        answer = s.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 408") and b"did not arrive within 1 seconds" in answer
+    assert httpx.get(server.url + "/healthz").status_code == 200
+
+
+def test_a_request_that_never_finishes_does_not_hold_up_a_stop(make_server):
+    server = make_server(env={"STRANA_SERVER__READ_TIMEOUT_SECONDS": "2"})
+    with _half_sent(server.url, b"/api/v1/query"), _half_sent(server.url, b"/api/event"):
+        started = time.monotonic()
+        assert server.stop(timeout=30) == 0
+        assert time.monotonic() - started < 30
+    assert "drained and closed" in server.log()
