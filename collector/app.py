@@ -44,7 +44,7 @@ from collector.rsgi import AsgiOverRsgi
 from collector.salts import DuckDBSaltStore, SaltKeeper
 from collector.schemas import Schemas
 from collector.settings import Settings, SettingsError, load
-from collector.sinks.duckdb import DuckDBSink
+from collector.sinks.duckdb import DuckDBSink, query_threads
 from collector.sinks.spool import SpoolingSink
 from collector.site_registry import SiteRegistry
 from collector.sources.batch import BatchSource
@@ -168,7 +168,7 @@ class Runtime:
             self.state_reader = self._state.cursor
         else:
             store, durability = s.data_dir / "strana.duckdb", s.ingest.durability
-            self.sink = DuckDBSink(store, memory_limit=s.sink.memory_limit)
+            self.sink = DuckDBSink(store, memory_limit=s.sink.memory_limit, threads=query_threads(s.sink.threads))
             if s.ingest.durability == "spool":
                 self.sink = SpoolingSink(self.sink, s.data_dir / "spool")
                 self.sink.recover()
@@ -259,7 +259,8 @@ class WorkerRuntime:
                                     list_ttl=s.sink.list_cache_seconds)
             where = lake.uri()
         else:  # the bus position is stored in the same DuckDB transaction as the rows
-            self.sink = DuckDBSink(s.data_dir / "strana.duckdb", memory_limit=s.sink.memory_limit)
+            self.sink = DuckDBSink(s.data_dir / "strana.duckdb", memory_limit=s.sink.memory_limit,
+                                   threads=query_threads(s.sink.threads))
             where = self.sink.path
         self.bus = make_bus(s, consume=True)
         self.bus.consume_from(self.sink.positions(), owned)
