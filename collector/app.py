@@ -304,6 +304,16 @@ def prometheus(runtime: Runtime) -> Response:
     return Response(generate_latest(metrics.REGISTRY), media_type="text/plain; version=0.0.4")
 
 
+def out_of_memory(request, exc: duckdb.OutOfMemoryException) -> Response:
+    """A report query that needs more than [sink] memory_limit: 503, and what to change, not a bare 500."""
+    metrics.reads_out_of_memory_total.inc()
+    log.warning("a read ran out of DuckDB's memory_limit: %s %s: %s", request.method, request.url.path,
+                str(exc).splitlines()[0])
+    return Response({"error": "this report needs more memory than the store may use ([sink] memory_limit); "
+                              "try a shorter period, or raise memory_limit"},
+                    status_code=503, headers={"retry-after": "30"})
+
+
 class FrontDoor:
     """Routes the ingest paths (exact, or by prefix) straight to their sources; everything else to Litestar.
 
@@ -426,9 +436,10 @@ def create_app(settings: Settings | None = None) -> FrontDoor:
         },
         lifespan=[lifespan] + ([auth_wiring.lifespan(auth)] if auth is not None else []),
         request_class=JsonSafeRequest,  # a body that is not JSON is a 400, also when deep or not UTF-8
+        exception_handlers={duckdb.OutOfMemoryException: out_of_memory},
         # a traceback is for a bug (5xx); a client's 4xx is counted and answered, not logged
         logging_config=LoggingConfig(log_exceptions="always", configure_root_logger=False,
-                                     disable_stack_trace=set(range(400, 500))),
+                                     disable_stack_trace={*range(400, 500), duckdb.OutOfMemoryException}),
     )
     # the site registry is the site gate (open/closed mode); per-site rate limit when configured
     limits = dataclasses.replace(Limits.from_settings(settings), sites=runtime.sites, site_rate=site_limiter(settings))

@@ -23,6 +23,8 @@ commit_rows = Histogram("strana_commit_batch_rows", "Events per group commit",
                         buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000), registry=REGISTRY)
 commit_seconds = Histogram("strana_commit_seconds", "Time to commit one group to the store",
                            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), registry=REGISTRY)
+reads_out_of_memory_total = Counter("strana_reads_out_of_memory_total", "Report reads refused (503): the query "
+                                    "needed more than [sink] memory_limit", registry=REGISTRY)
 pending_events = Gauge("strana_pending_events", "Events waiting for a commit", registry=REGISTRY)
 # where a long-running server's memory goes (read at scrape time): DuckDB's own count, and the visitors whose
 # visit put_session keeps open (bounded by its max_visitors)

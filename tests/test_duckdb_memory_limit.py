@@ -3,6 +3,7 @@ threads leaves a core to ingest unless told otherwise."""
 
 import os
 
+import duckdb
 import pytest
 
 from collector.settings import SettingsError, load
@@ -46,3 +47,22 @@ def test_duckdb_leaves_a_core_to_ingest_by_default(tmp_path):
 def test_negative_threads_are_named():
     with pytest.raises(SettingsError, match=r"\[sink\] threads"):
         load(environ={"STRANA_SINK__THREADS": "-1"})
+
+
+def test_a_report_over_the_memory_limit_is_a_503_that_says_what_to_change(make_server, tmp_path):
+    data = tmp_path / "data"
+    server = make_server(data_dir=data, start=False)
+    server.start().stop()  # an empty store with every migration applied
+    con = duckdb.connect(str(data / "strana.duckdb"))
+    con.execute("""INSERT INTO events (event_id, site, name, "timestamp", received_at, via, visitor_id)
+                   SELECT uuid(), 'big.example', 'pageview', now(), now(), 'batch', (hash(i) >> 1)::UBIGINT
+                   FROM range(1500000) t(i)""")  # 1.5M visitors today: their distinct count needs > 32 MB
+    con.close()
+    small = make_server(data_dir=data, env={"STRANA_SINK__MEMORY_LIMIT": "32MB"})
+    with small.client() as c:
+        r = c.get("/api/v1/stats/aggregate", params={"site": "big.example", "period": "day"})
+        assert r.status_code == 503 and r.headers["retry-after"] == "30"
+        assert "memory_limit" in r.json()["error"]
+        assert "strana_reads_out_of_memory_total 1.0" in c.get("/metrics").text
+        assert c.get("/healthz").status_code == 200
+    assert "Traceback" not in small.log()
