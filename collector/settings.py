@@ -88,8 +88,8 @@ SETTINGS: list[tuple[str, str, Any, str]] = [
      "(longer than any query runs)"),
     ("sink", "memory_limit", "256MB", "duckdb: the most memory DuckDB may keep (buffer cache and queries; larger "
      "operations spill to disk), e.g. 512MB, 4GB; empty: DuckDB's default, 80% of RAM"),
-    ("sink", "threads", 0, "duckdb: threads a query (or a load) may use; 0: one fewer than the machine's cores, at "
-     "least 1, so a dashboard read never takes the core that ingest runs on"),
+    ("sink", "threads", 0, "duckdb: threads a query (or a load) may use; 0: DuckDB's default, one per core. Fewer "
+     "leaves ingest more of the CPU while the dashboard reads, but big counts may then run out of memory_limit"),
     ("sink", "list_cache_seconds", 5.0, "parquet: how long reports reuse a listing of the lake (this process's "
      "own writes show at once)"),
 ]
@@ -245,4 +245,4 @@ def _validate(values: dict[str, dict[str, Any]]) -> None:
         if values[section][key] <= 0:
             raise SettingsError(f"[{section}] {key} must be positive")
     if values["sink"]["threads"] < 0:
-        raise SettingsError("[sink] threads must be 0 (one fewer than the cores) or a number of threads")
+        raise SettingsError("[sink] threads must be 0 (DuckDB's default, one per core) or a number of threads")

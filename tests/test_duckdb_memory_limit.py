@@ -1,5 +1,5 @@
 """[sink] memory_limit bounds DuckDB's memory in a serving process; a bad value is named at start-up. [sink]
-threads leaves a core to ingest unless told otherwise."""
+threads is DuckDB's default (one per core) unless set."""
 
 import os
 
@@ -33,10 +33,10 @@ def test_a_bad_limit_is_named(tmp_path):
         DuckDBSink(tmp_path / "strana.duckdb", memory_limit="lots")
 
 
-def test_duckdb_leaves_a_core_to_ingest_by_default(tmp_path):
-    threads = query_threads(load(environ={}).sink.threads)
-    assert threads == max(1, os.cpu_count() - 1)
-    assert query_threads(3) == 3
+def test_duckdb_threads_default_to_one_per_core_and_can_be_set(tmp_path):
+    assert query_threads(load(environ={}).sink.threads) == os.cpu_count()
+    threads = query_threads(load(environ={"STRANA_SINK__THREADS": "1"}).sink.threads)
+    assert threads == 1
     sink = DuckDBSink(tmp_path / "strana.duckdb", threads=threads)
     try:
         assert sink.con.execute("SELECT current_setting('threads')").fetchone()[0] == threads
@@ -56,9 +56,9 @@ def test_a_report_over_the_memory_limit_is_a_503_that_says_what_to_change(make_s
     con = duckdb.connect(str(data / "strana.duckdb"))
     con.execute("""INSERT INTO events (event_id, site, name, "timestamp", received_at, via, visitor_id)
                    SELECT uuid(), 'big.example', 'pageview', now(), now(), 'batch', (hash(i) >> 1)::UBIGINT
-                   FROM range(1500000) t(i)""")  # 1.5M visitors today: their distinct count needs > 32 MB
+                   FROM range(1500000) t(i)""")  # 1.5M visitors today: on 1 thread their count needs > 32 MB
     con.close()
-    small = make_server(data_dir=data, env={"STRANA_SINK__MEMORY_LIMIT": "32MB"})
+    small = make_server(data_dir=data, env={"STRANA_SINK__MEMORY_LIMIT": "32MB", "STRANA_SINK__THREADS": "1"})
     with small.client() as c:
         r = c.get("/api/v1/stats/aggregate", params={"site": "big.example", "period": "day"})
         assert r.status_code == 503 and r.headers["retry-after"] == "30"
