@@ -82,7 +82,7 @@ class AsgiOverRsgi:
             await self.app(asgi_scope, exchange.receive, exchange.send)
         except Exception:
             log.exception("unhandled error on %s %s", scope.method, path)
-            if exchange.status is None:
+            if not exchange.sent and exchange.stream is None:  # nothing went out yet (a start alone may have)
                 protocol.response_bytes(500, ERROR_HEADERS, ERROR_BODY)
             return
         if exchange.status is None:

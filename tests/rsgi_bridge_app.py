@@ -26,6 +26,9 @@ async def asgi(scope, receive, send):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     elif path == "/fail":
         raise RuntimeError("a bug in the app")
+    elif path == "/fail-after-start":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise RuntimeError("a bug after the start")
     elif path == "/silent":
         return
     else:  # echo what the app was given

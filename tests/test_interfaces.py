@@ -144,7 +144,7 @@ def test_the_bridge_passes_requests_through(bridge):
 
 def test_the_bridge_answers_500_for_an_app_that_fails_or_says_nothing(bridge):
     with httpx.Client(base_url=bridge.url, timeout=30) as c:
-        for path in ("/fail", "/silent"):
+        for path in ("/fail", "/fail-after-start", "/silent"):
             r = c.get(path)
             assert r.status_code == 500 and r.json()["error"].startswith("internal error")
         assert c.get("/still/serving").status_code == 200
