@@ -55,14 +55,17 @@ class Granian:
         self.log.close()
 
 
-@pytest.fixture(params=["rsgi", "asgi"])
+@pytest.fixture(params=["strana serve", "granian rsgi", "granian asgi"])
 def url(request, make_server, tmp_path):
+    """`strana serve` (embedded Granian, RSGI), and the app under Granian's own multi-process server on each
+    protocol (RSGI runs the lifespan from FrontDoor's __rsgi_init__ / __rsgi_del__)."""
     env = {"STRANA_SERVER__READ_TIMEOUT_SECONDS": "1"}
-    if request.param == "rsgi":
+    if request.param == "strana serve":
         yield make_server(env=env).url
         return
-    env["STRANA_SERVER__DATA_DIR"] = str(tmp_path / "asgi-data")
-    server = Granian("asgi", "collector.app:create_app", env, tmp_path / "asgi.log", factory=True)
+    interface = request.param.split()[1]
+    env["STRANA_SERVER__DATA_DIR"] = str(tmp_path / f"{interface}-data")
+    server = Granian(interface, "collector.app:create_app", env, tmp_path / f"{interface}.log", factory=True)
     yield server.url
     server.stop()
 
