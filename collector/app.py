@@ -27,7 +27,7 @@ from litestar.logging.config import LoggingConfig
 from litestar.response import Response
 from prometheus_client import generate_latest
 
-from collector import metrics, migrate
+from collector import cpu_priority, metrics, migrate
 from collector.admin import ROUTES as ADMIN_ROUTES
 from collector.auth import wiring as auth_wiring
 from collector.bus import BusError, parse_partitions
@@ -146,6 +146,7 @@ class Runtime:
             self.schemas = Schemas.from_settings(s)
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
+        cpu_priority.configure(s.server.background_nice)
         if self.ingest_only:
             return self._open_ingest()
         if s.bus.kind != "memory":
@@ -197,7 +198,9 @@ class Runtime:
         log.info("strana: ingest only, publishing to %s, settings from %s", s.bus.kind, s.source)
 
     def connect(self):
-        """A read connection that sees every event acknowledged so far (waits briefly for the spool loader)."""
+        """A read connection that sees every event acknowledged so far (waits briefly for the spool loader).
+        The calling thread (a report's worker thread) drops below ingest's CPU priority: collector/cpu_priority.py"""
+        cpu_priority.lower_this_thread()
         if hasattr(self.sink, "wait_loaded"):
             self.sink.wait_loaded(timeout=2.0)
         return self.sink.reader()

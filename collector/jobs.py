@@ -8,6 +8,7 @@ import time
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from collector.cpu_priority import lowered
 from collector.retention import apply_retention, utc_today
 from collector.rollups import build_pending
 
@@ -63,6 +64,6 @@ def job_table(runtime) -> list[tuple[str, object, callable, tuple]]:
 def start_scheduler(runtime) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone="UTC")
     for name, trigger, func, args in job_table(runtime):
-        scheduler.add_job(func, trigger, args=args, id=name, name=name, misfire_grace_time=3600, coalesce=True)
+        scheduler.add_job(lowered(func), trigger, args=args, id=name, name=name, misfire_grace_time=3600, coalesce=True)
     scheduler.start()
     return scheduler

@@ -24,6 +24,8 @@ SETTINGS: list[tuple[str, str, Any, str]] = [
     ("server", "log_level", "info", "debug, info, warning, error"),
     ("server", "read_timeout_seconds", 10, "a client must send its request headers, and an ingest body, within "
      "this many seconds; a slower one (slow-loris) is cut off"),
+    ("server", "background_nice", 10, "how many nice steps below ingest the work no request waits for runs "
+     "(dashboard reads, DuckDB's threads, the spool loader, jobs), 0-19; 0: the same priority"),
     ("ingest", "max_body_bytes", 65536, "largest body accepted by /api/event"),
     ("ingest", "max_batch_bytes", 1048576, "largest (decompressed) body accepted by /api/v1/batch"),
     ("ingest", "max_webhook_bytes", 1048576, "largest body accepted by /hooks/<name>"),
@@ -244,5 +246,8 @@ def _validate(values: dict[str, dict[str, Any]]) -> None:
                          ("bus", "partitions"), ("bus", "max_in_flight")):
         if values[section][key] <= 0:
             raise SettingsError(f"[{section}] {key} must be positive")
+    if not 0 <= values["server"]["background_nice"] <= 19:
+        raise SettingsError("[server] background_nice must be 0 (off) to 19 nice steps, got "
+                            f"{values['server']['background_nice']!r}")
     if values["sink"]["threads"] < 0:
         raise SettingsError("[sink] threads must be 0 (DuckDB's default, one per core) or a number of threads")

@@ -16,6 +16,7 @@ import duckdb
 import pyarrow as pa
 
 from collector import migrate
+from collector.cpu_priority import run_lowered
 
 # A serving process holds the store for days: freed memory should go back to the system, not stay parked in
 # an allocator. DuckDB's jemalloc purges it from a background thread. Without that a server kept ~25 MB more
@@ -45,21 +46,27 @@ def query_threads(setting: int) -> int:
     return setting if setting > 0 else (os.cpu_count() or 1)
 
 
+def _open(path: Path, read_only: bool, memory_limit: str, threads: int) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(path), read_only=read_only)
+    release_memory(con)
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    if memory_limit:  # unset, DuckDB caches up to 80% of RAM: a server's RSS then grows with the data read
+        try:
+            con.execute("SET memory_limit = ?", [str(memory_limit)])
+        except duckdb.Error:
+            con.close()
+            raise ValueError(f"[sink] memory_limit: {memory_limit!r} is not an amount of memory "
+                             "(write it like 512MB or 4GB)") from None
+    return con
+
+
 class DuckDBSink:
     def __init__(self, path: str | Path, *, read_only: bool = False, memory_limit: str = "", threads: int = 0):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = duckdb.connect(str(self.path), read_only=read_only)
-        release_memory(self.con)
-        if threads:
-            self.con.execute(f"SET threads = {int(threads)}")
-        if memory_limit:  # unset, DuckDB caches up to 80% of RAM: a server's RSS then grows with the data read
-            try:
-                self.con.execute("SET memory_limit = ?", [str(memory_limit)])
-            except duckdb.Error:
-                self.con.close()
-                raise ValueError(f"[sink] memory_limit: {memory_limit!r} is not an amount of memory "
-                                 "(write it like 512MB or 4GB)") from None
+        # opened from a lowered thread, so the threads DuckDB starts for queries and loads run below ingest
+        self.con = run_lowered(lambda: _open(self.path, read_only, memory_limit, threads))
         if not read_only:
             migrate.apply(self.con)
 

@@ -43,6 +43,7 @@ from pathlib import Path
 import msgspec
 import pyarrow as pa
 
+from collector.cpu_priority import lower_this_thread
 from collector.events import SCHEMA, Rows, rows_to_arrow
 from collector.quarantine import Item as QuarantineItem
 
@@ -296,6 +297,7 @@ class SpoolingSink:
             self._offset = 0
 
     def _load_loop(self) -> None:
+        lower_this_thread()  # loading is behind the 2xx, not in front of it: ingest keeps the CPU first
         while True:
             with self._cond:
                 while not self._pending and not self._closing:
