@@ -15,7 +15,8 @@ from /metrics (what the server acknowledged), SIGTERMs, and counts rows per
 seq in the store: lost = accepted - stored, doubled = seqs stored twice.
 Prints per-minute rates, p99 and RSS (with the memory DuckDB says it holds and
 put_session's open visits, glibc's heap in use / held free and Python's
-allocated blocks, from /metrics), the RSS slope after minute 2 and whether
+allocated blocks, from /metrics), the RSS slope after --warm-up minutes (2), the same slope for RSS less
+what DuckDB holds (capped by memory_limit), and whether
 each minute's p99 stayed within 2x the first minute's. Asserts nothing.
 
     .venv/bin/python bench/soak_max.py --rate 2000
@@ -186,7 +187,7 @@ def sample_loop(server: Server, stop: threading.Event, samples: list, began: flo
         rss = server.rss_mb()
         if rss is not None:
             samples.append((time.monotonic() - began, rss))
-        inside.append({**gauges(server.url), **server.rss_split_mb()})
+        inside.append({"t": time.monotonic() - began, **gauges(server.url), **server.rss_split_mb()})
         stop.wait(10)
 
 
@@ -196,8 +197,8 @@ def accepted(url: str) -> int:
     return int(sum(float(v) for v in re.findall(r"^strana_events_accepted_total\{[^}]*\} ([\d.e+]+)$", text, re.M)))
 
 
-def slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
-    pts = [(t / 60, rss) for t, rss in samples if t >= 120]
+def slope_mb_per_min(samples: list[tuple[float, float]], after_s: float = 120) -> float:
+    pts = [(t / 60, rss) for t, rss in samples if t >= after_s]
     if len(pts) < 2:
         return float("nan")
     mx, my = sum(x for x, _ in pts) / len(pts), sum(y for _, y in pts) / len(pts)
@@ -214,6 +215,8 @@ def main() -> None:
                     help="a fixed load instead of flat out: /api/event at this many requests/s, batches of 10 at "
                          "a tenth of it, pixels at a third (a soak at a rate the server holds, not at its ceiling)")
     ap.add_argument("--seconds", type=int, default=60, help="length of a 'minute' (shorter for a quick try)")
+    ap.add_argument("--warm-up", type=int, default=2, metavar="MINUTES",
+                    help="minutes left out of the RSS slopes (caches filling: visits, DuckDB's buffer, heap)")
     ap.add_argument("--env", action="append", default=[], metavar="STRANA_X__Y=value",
                     help="a setting for the server, e.g. STRANA_SINK__MEMORY_LIMIT=256MB (repeatable)")
     args = ap.parse_args()
@@ -280,8 +283,19 @@ def main() -> None:
     print(f"reads: {stats['reads']} ok, {stats['read_errors']} failed; read round p99 "
           f"{sorted(stats['read_seconds'])[int(len(stats['read_seconds']) * 0.99) - 1] * 1000:.0f} ms"
           if stats["read_seconds"] else "reads: none")
+    after = args.warm_up * args.seconds
     print(f"RSS: {samples[0][1]:.1f} MB at start, {samples[-1][1]:.1f} MB at the end, "
-          f"slope after minute 2: {slope_mb_per_min(samples):+.2f} MB/min" if samples else "RSS: no samples")
+          f"slope after minute {args.warm_up}: {slope_mb_per_min(samples, after):+.2f} MB/min"
+          if samples else "RSS: no samples")
+    # DuckDB's share is bounded by [sink] memory_limit and swings with the read in flight at the sample;
+    # what is left is everything else the process holds (Python, the visits table, glibc's heap, Granian)
+    rest = [(x["t"], x["RssAnon"] + x["RssFile"] - x["duckdb"]) for x in inside
+            if {"RssAnon", "RssFile", "duckdb"} <= x.keys()]
+    if rest:
+        print(f"RSS minus what DuckDB holds (its share is capped by memory_limit): {rest[0][1]:.1f} MB at start, "
+              f"{rest[-1][1]:.1f} MB at the end, slope after minute {args.warm_up}: "
+              f"{slope_mb_per_min(rest, after):+.2f} MB/min; DuckDB's largest: "
+              f"{max(x['duckdb'] for x in inside if 'duckdb' in x):.1f} MB")
     print(f"event p99: first minute {first:.1f} ms, worst later minute {worst:.1f} ms "
           f"({'within' if worst <= 2 * first else 'OVER'} 2x)")
 
