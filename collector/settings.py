@@ -24,7 +24,7 @@ SETTINGS: list[tuple[str, str, Any, str]] = [
     ("server", "log_level", "info", "debug, info, warning, error"),
     ("server", "read_timeout_seconds", 10, "a client must send its request headers, and an ingest body, within "
      "this many seconds; a slower one (slow-loris) is cut off"),
-    ("server", "background_nice", 10, "how many nice steps below ingest the work no request waits for runs "
+    ("server", "background_nice", 19, "how many nice steps below ingest the work no request waits for runs "
      "(dashboard reads, DuckDB's threads, the spool loader, jobs), 0-19; 0: the same priority"),
     ("ingest", "max_body_bytes", 65536, "largest body accepted by /api/event"),
     ("ingest", "max_batch_bytes", 1048576, "largest (decompressed) body accepted by /api/v1/batch"),

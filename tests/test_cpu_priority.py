@@ -54,7 +54,7 @@ def test_reads_and_duckdb_threads_run_below_the_thread_that_answers_ingest(make_
     read_back(server, "example.com", 1)
     nices = thread_nices(server.proc.pid)
     assert nices[server.proc.pid] == 0, "the event loop that answers ingest must keep the server's priority"
-    lowered = [tid for tid, nice in nices.items() if nice == 10]
+    lowered = [tid for tid, nice in nices.items() if nice == 19]  # the default: as low as nice goes
     # DuckDB's query threads, the spool loader, and the worker thread that ran the read
     assert len(lowered) >= 3, nices
     assert sum(1 for nice in nices.values() if nice == 0) >= 2, nices  # the loop, and Granian's own threads
