@@ -19,6 +19,10 @@ quarantined_total = Counter("strana_events_quarantined_total", "Events kept in q
                             ["source", "reason"], registry=REGISTRY)
 stored_total = Counter("strana_events_stored_total", "Events committed to the store", registry=REGISTRY)
 store_failures_total = Counter("strana_store_failures_total", "Group commits that failed", registry=REGISTRY)
+sink_backlog_waits_total = Counter(
+    "strana_sink_backlog_waits_total",
+    "Times the worker waited for the spool's loader to catch up (more than a load behind); ingest answers 503 "
+    "while the bus is full meanwhile", registry=REGISTRY)
 commit_rows = Histogram("strana_commit_batch_rows", "Events per group commit",
                         buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000), registry=REGISTRY)
 commit_seconds = Histogram("strana_commit_seconds", "Time to commit one group to the store",

@@ -31,6 +31,7 @@ from collector.pipeline import Chain
 
 log = logging.getLogger("strana.worker")
 _timestamp = operator.attrgetter("timestamp")
+BACKLOG_POLL_SECONDS = 0.005  # how often a worker waiting for the spool's loader looks again
 SLOW_APPEND_SECONDS = 0.002  # ~0.1-0.5 ms here; above this, the store thread's overlap is worth its hand-offs
 
 
@@ -74,10 +75,22 @@ class Worker:
     async def run(self) -> None:
         async for delivery in self.bus.deliveries():
             try:
+                await self._sink_caught_up()
                 await self.store(delivery)
             except Exception as exc:  # never let the worker die: fail the delivery, keep consuming
                 log.exception("unexpected error while storing")
                 self._failed(delivery, exc)
+
+    async def _sink_caught_up(self) -> None:
+        """Wait while the spool's loader is more than a load behind. It runs below ingest's CPU priority
+        (collector/cpu_priority.py), so flat-out ingest could outrun it and the rows waiting for it, in memory,
+        would grow without end; waiting here lets the bus fill instead, and a full bus answers 503."""
+        backlog = getattr(self.sink, "backlog_rows", None)
+        if backlog is None or backlog() <= self.sink.max_load_rows:
+            return
+        metrics.sink_backlog_waits_total.inc()
+        while backlog() > self.sink.max_load_rows // 2:
+            await asyncio.sleep(BACKLOG_POLL_SECONDS)
 
     async def store(self, delivery) -> None:
         """Store a delivery in one transaction; if that fails, each envelope alone, so one bad request
