@@ -22,6 +22,7 @@ lowered thread stays lowered; [server] background_nice = 0 turns it off.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
 from collections.abc import Callable
@@ -83,10 +84,9 @@ def run_lowered(fn: Callable[[], T]) -> T:
 def lowered(fn: Callable[..., T]) -> Callable[..., T]:
     """fn, lowering the thread it runs in first (for scheduled jobs)."""
 
+    @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         lower_this_thread()
         return fn(*args, **kwargs)
 
-    wrapper.__name__ = getattr(fn, "__name__", "job")
-    wrapper.__doc__ = fn.__doc__
     return wrapper

@@ -379,7 +379,7 @@ class SpoolingSink:
     def backlog_rows(self) -> int:
         """Rows spooled (durable) but not loaded yet: held in memory until the loader takes them. 0 once the
         loader has failed: nothing will drain then, and the next write says why."""
-        return 0 if self._error is not None else self._pending_count
+        return 0 if self._error is not None else self._pending_rows()
 
     def _keep_a_spare(self) -> None:
         """On the loader's thread, once the spool is in real use: zero-fill and sync the next segment, in 1 MB
