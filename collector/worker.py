@@ -6,14 +6,16 @@ at start). Ids are remembered only after the commit succeeded, so a failed
 commit never turns a retry into a "duplicate".
 
 A sink whose write is one append (the spool: `appends_only`) is called on the
-event loop itself, as Redis does its `appendfsync always` writes: handing it
-to the store thread cost two GIL hand-offs a commit, each waiting for the busy
-loop to let go (single events ~+15% here without them). But the loop does
-nothing else while it waits for the disk: a write that takes longer than
-`SLOW_APPEND_SECONDS` (a slow or stalled disk: an HDD's ~10 ms sync, a busy
-network volume) sends the following ones to the store thread, where the loop
-goes on taking requests meanwhile, until one is quick again (each is timed
-where it runs, so a hand-off's wait for the GIL does not count).
+event loop itself while its writes are quick, as Redis does its `appendfsync
+always` writes: handing a quick write to the store thread costs more (two GIL
+hand-offs a commit, each waiting for the busy loop to let go) than the write.
+But the loop does nothing else while it waits for the disk, and under load a
+write's flush waits for the device's other traffic (DuckDB's loads and
+checkpoints on the same disk): here a 6 KB O_DSYNC write took 0.05 ms alone and
+0.68 ms on average under flat-out single events. A write that takes longer
+than `SLOW_APPEND_SECONDS` sends the following ones to the store thread, where
+the loop goes on taking requests meanwhile, until one is quick again (each is
+timed where it runs, so a hand-off's wait for the GIL does not count).
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ from collector.pipeline import Chain
 log = logging.getLogger("strana.worker")
 _timestamp = operator.attrgetter("timestamp")
 BACKLOG_POLL_SECONDS = 0.005  # how often a worker waiting for the spool's loader looks again
-SLOW_APPEND_SECONDS = 0.002  # ~0.1-0.5 ms here; above this, the store thread's overlap is worth its hand-offs
+# Above this, the store thread's overlap is worth its hand-offs. Single events here (wrk -c64, bench/ingest.py's
+# script, 15 s), in alternating runs: 12.1-14.1k req/s at 2 ms (most writes stayed on the loop), 13.4-14.9k with
+# every write on the store thread, 12.3-14.7k at 0.25 ms, which keeps an idle disk's writes (~0.05-0.1 ms) on the loop.
+SLOW_APPEND_SECONDS = 0.00025
 
 
 class RecentIds:
