@@ -11,8 +11,10 @@ then after each round of N hits (single events, pixels and batches with many
 user agents — some never seen before, some bots — and client addresses from
 all over, plus a few stats queries, /metrics and the tracker script), once the
 spool loader has moved them into DuckDB, and idle again after a restart on
-the store the rounds left. The server's largest mappings (/proc/<pid>/smaps)
-are listed idle and after the rounds.
+the store the rounds left. Start-up ends by releasing the file pages it mapped
+(collector/heap.py release_file_pages); what the rounds touch comes back, and an
+idle server releases it again after 5-10 minutes without an event (IdleRelease).
+The server's largest mappings (/proc/<pid>/smaps) are listed idle and after the rounds.
 
 Part 2 (the breakdown) repeats the start-up in one plain process, step by step
 (imports, then each part that `create_app` builds, then the lifespan), and

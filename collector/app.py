@@ -34,7 +34,7 @@ from collector.bus import BusError, parse_partitions
 from collector.bus.memory import MemoryBus
 from collector.edge import Edge
 from collector.enhancers import consumer_chain, edge_chain
-from collector.heap import heap_info, trim_heap
+from collector.heap import heap_info, release_file_pages, trim_heap
 from collector.jobs import start_scheduler
 from collector.ratelimit import site_limiter, wrap_routes
 from collector.retention import RetentionPolicy
@@ -388,6 +388,7 @@ def create_app(settings: Settings | None = None) -> FrontDoor:
     async def lifespan(app: Litestar):
         await runtime.start()
         trim_heap()
+        log.debug("strana: %d kB of start-up's file pages released", release_file_pages())
         sys.setswitchinterval(GIL_SWITCH_SECONDS)
         try:
             yield

@@ -7,8 +7,10 @@ import time
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from collector.cpu_priority import lowered
+from collector.heap import IdleRelease
 from collector.retention import apply_retention, utc_today
 from collector.rollups import build_pending
 
@@ -49,6 +51,8 @@ def job_table(runtime) -> list[tuple[str, object, callable, tuple]]:
         # events past their site's retention_days (sites table, then [sites], then [sink]): lake partitions or
         # DuckDB rows deleted; idempotent
         ("retention", CronTrigger(hour=0, minute=20, timezone="UTC"), apply_retention, (runtime,)),
+        # after 5-10 minutes without a stored event: the heap's free pages and mapped file pages given back
+        ("idle_release", IntervalTrigger(minutes=5), IdleRelease(), ()),
     ]
     if hasattr(runtime.sink, "lake"):
         # finished days: small files merged into one; inputs deleted a grace period later (resumable)
