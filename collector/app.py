@@ -171,7 +171,7 @@ class Runtime:
             if s.ingest.durability == "spool":
                 self.sink = SpoolingSink(self.sink, s.data_dir / "spool")
                 self.sink.recover()
-            self.salts = SaltKeeper(DuckDBSaltStore(self.sink.reader()))
+            self.salts = SaltKeeper(DuckDBSaltStore(self.sink.reader))
             self.state_reader = self.sink.reader
         self.bus = MemoryBus(s.ingest.commit_rows, s.ingest.commit_interval_ms, s.ingest.max_pending_events)
         self.sites = SiteRegistry(s, self.state_reader)  # sites table + file, in memory; refreshed on change
@@ -315,6 +315,16 @@ def out_of_memory(request, exc: duckdb.OutOfMemoryException) -> Response:
                     status_code=503, headers={"retry-after": "30"})
 
 
+def store_unavailable(request, exc: duckdb.Error) -> Response:
+    """A read that met the store invalidated, or closed under it while the spool's loader opens it again
+    (collector/sinks/spool.py): 503 with a retry, not a 500; the store comes back by itself."""
+    metrics.reads_store_unavailable_total.inc()
+    log.warning("a read found the store unavailable: %s %s: %s", request.method, request.url.path,
+                str(exc).splitlines()[0])
+    return Response({"error": "the store is being reopened after an error; try again in a few seconds"},
+                    status_code=503, headers={"retry-after": "5"})
+
+
 class FrontDoor:
     """Routes the ingest paths (exact, or by prefix) straight to their sources; everything else to Litestar.
 
@@ -405,10 +415,12 @@ def create_app(settings: Settings | None = None) -> FrontDoor:
         },
         lifespan=[lifespan] + ([auth_wiring.lifespan(auth)] if auth is not None else []),
         request_class=JsonSafeRequest,  # a body that is not JSON is a 400, also when deep or not UTF-8
-        exception_handlers={duckdb.OutOfMemoryException: out_of_memory},
+        exception_handlers={duckdb.OutOfMemoryException: out_of_memory, duckdb.FatalException: store_unavailable,
+                            duckdb.ConnectionException: store_unavailable},
         # a traceback is for a bug (5xx); a client's 4xx is counted and answered, not logged
         logging_config=LoggingConfig(log_exceptions="always", configure_root_logger=False,
-                                     disable_stack_trace={*range(400, 500), duckdb.OutOfMemoryException}),
+                                     disable_stack_trace={*range(400, 500), duckdb.OutOfMemoryException,
+                                                          duckdb.FatalException, duckdb.ConnectionException}),
     )
     # the site registry is the site gate (open/closed mode); per-site rate limit when configured
     limits = dataclasses.replace(Limits.from_settings(settings), sites=runtime.sites, site_rate=site_limiter(settings))

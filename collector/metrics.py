@@ -29,6 +29,9 @@ commit_seconds = Histogram("strana_commit_seconds", "Time to commit one group to
                            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), registry=REGISTRY)
 reads_out_of_memory_total = Counter("strana_reads_out_of_memory_total", "Report reads refused (503): the query "
                                     "needed more than [sink] memory_limit", registry=REGISTRY)
+reads_store_unavailable_total = Counter("strana_reads_store_unavailable_total", "Report reads refused (503): "
+                                        "the store was being reopened after DuckDB invalidated it",
+                                        registry=REGISTRY)
 pending_events = Gauge("strana_pending_events", "Events waiting for a commit", registry=REGISTRY)
 # where a long-running server's memory goes (read at scrape time): DuckDB's own count, and the visitors whose
 # visit put_session keeps open (bounded by its max_visitors)

@@ -27,14 +27,14 @@ class SaltStore(Protocol):
 
 
 class DuckDBSaltStore:
-    def __init__(self, con):
-        self.con = con
+    def __init__(self, connect):
+        self.connect = connect  # a new cursor each call: the store may be reopened (DuckDBSink.reopen)
         self.lock = threading.Lock()
 
     def _rows(self, sql: str, params: list) -> list[tuple]:
         # A cursor per call, closed with it: a result left open on a long-lived cursor keeps its transaction
         # open, and then no CHECKPOINT can run (the spool keeps its segments; shutdown fails).
-        with self.lock, self.con.cursor() as cur:
+        with self.lock, self.connect() as cur:
             return cur.execute(sql, params).fetchall()
 
     def load(self) -> dict[dt.date, bytes]:

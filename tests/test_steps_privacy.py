@@ -30,7 +30,7 @@ def store(tmp_path):
 
 @pytest.fixture
 def keeper(store):
-    return SaltKeeper(DuckDBSaltStore(store.reader()))
+    return SaltKeeper(DuckDBSaltStore(store.reader))
 
 
 def visitor(keeper, day, **kw):
@@ -77,7 +77,7 @@ def test_salts_are_random_per_store(tmp_path):
     ids = []
     for name in ("a", "b"):
         sink = DuckDBSink(tmp_path / f"{name}.duckdb")
-        ids.append(visitor(SaltKeeper(DuckDBSaltStore(sink.reader())), DAY).visitor_id)
+        ids.append(visitor(SaltKeeper(DuckDBSaltStore(sink.reader)), DAY).visitor_id)
         sink.close()
     assert ids[0] != ids[1]
 

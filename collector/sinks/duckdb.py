@@ -8,7 +8,10 @@ whole or not at all.
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -17,6 +20,8 @@ import pyarrow as pa
 
 from collector import migrate
 from collector.cpu_priority import run_lowered
+
+log = logging.getLogger("strana.duckdb")
 
 # A serving process holds the store for days: freed memory should go back to the system, not stay parked in
 # an allocator. DuckDB's jemalloc purges it from a background thread. Without that a server kept ~25 MB more
@@ -61,25 +66,53 @@ def _open(path: Path, read_only: bool, memory_limit: str, threads: int) -> duckd
     return con
 
 
+def invalidated(exc: BaseException) -> bool:
+    """DuckDB's fatal state: once a commit fails and cannot be reverted (seen when a load ran out of
+    memory_limit while reports held it), every statement fails until the database is opened again."""
+    return isinstance(exc, duckdb.FatalException) or "database has been invalidated" in str(exc)
+
+
 class DuckDBSink:
     def __init__(self, path: str | Path, *, read_only: bool = False, memory_limit: str = "", threads: int = 0):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # opened from a lowered thread, so the threads DuckDB starts for queries and loads run below ingest
-        self.con = run_lowered(lambda: _open(self.path, read_only, memory_limit, threads))
+        self._opener = lambda: _open(self.path, read_only, memory_limit, threads)
+        self.con = run_lowered(self._opener)
+        self.invalid = False  # a write met DuckDB's fatal state: reopen() before writing again
+        self._lock = threading.Lock()  # no reader is handed out of a connection being closed
         if not read_only:
             migrate.apply(self.con)
 
     def reader(self) -> duckdb.DuckDBPyConnection:
         """A connection for queries from another thread of this process."""
-        return self.con.cursor()
+        with self._lock:
+            return self.con.cursor()
+
+    def reopen(self, timeout: float = 60.0) -> None:
+        """Close the database and open it again, as a restart would: what was committed comes back from the
+        file and its WAL. Readers asking meanwhile wait; a query still running on the old database (it fails
+        fast there) is waited for, since DuckDB refuses to close under it."""
+        with self._lock:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    self.con.close()  # and every cursor handed out of it
+                    break
+                except duckdb.Error:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            self.con = run_lowered(self._opener)
+            self.invalid = False
+        log.warning("duckdb: %s was invalidated (a commit or checkpoint failed) and has been opened again", self.path)
 
     def write(self, events: pa.RecordBatch | None, drops: dict[tuple[str, str, str], int],
               position: dict[tuple[str, int], int] | None = None, quarantine: list | None = None,
               replayed: list[bytes] | None = None) -> None:
         con = self.con
-        con.execute("BEGIN")
         try:
+            con.execute("BEGIN")
             if events is not None and events.num_rows:
                 incoming = events  # noqa: F841 -- read by DuckDB's replacement scan (4x cheaper than register)
                 con.execute("INSERT INTO events SELECT * FROM incoming")
@@ -104,8 +137,14 @@ class DuckDBSink:
                     [[stream, part, offset] for (stream, part), offset in position.items()],
                 )
             con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
+        except BaseException as exc:
+            if invalidated(exc):
+                self.invalid = True
+                raise
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error as failed:
+                self.invalid = self.invalid or invalidated(failed)
             raise
 
     def positions(self) -> dict[tuple[str, int], int]:
@@ -135,8 +174,13 @@ class DuckDBSink:
         ).fetchall()
 
     def checkpoint(self) -> None:
-        """Move the WAL into the database file: what was committed no longer depends on the WAL."""
-        self.con.execute("CHECKPOINT")
+        """Move the WAL into the database file: what was committed no longer depends on the WAL. A checkpoint
+        that cannot write the file (disk full) invalidates the database: reopen() then, once there is room."""
+        try:
+            self.con.execute("CHECKPOINT")
+        except duckdb.Error as exc:
+            self.invalid = self.invalid or invalidated(exc)
+            raise
 
     def close(self) -> None:
         try:

@@ -119,6 +119,27 @@ def read_records(path: Path, start: int = 0):
             yield _decode(payload), offset
 
 
+def merge(records: list[Record]) -> Record:
+    """Records as one: their events in one Arrow batch (one conversion, not one per group commit), their drop
+    counts summed, their quarantine and replay lists joined."""
+    merged = Record(None, {})
+    batches, tuples = [], Rows()
+    for record in records:
+        if isinstance(record.events, Rows):
+            tuples.extend(record.events)
+        elif record.events is not None:
+            batches.append(record.events)
+        for key, n in record.drops.items():
+            merged.drops[key] = merged.drops.get(key, 0) + n
+        merged.quarantine.extend(record.quarantine)
+        merged.replayed.extend(record.replayed)
+    if tuples:
+        batches.append(rows_to_arrow(tuples))
+    if batches:
+        merged.events = batches[0] if len(batches) == 1 else pa.Table.from_batches(batches, SCHEMA).combine_chunks()
+    return merged
+
+
 def _zeros_at(path: Path, offset: int) -> bool:
     """Whether a segment's records end cleanly at `offset`: nothing after it, or the zeros of a spare."""
     with open(path, "rb") as f:
@@ -318,26 +339,14 @@ class SpoolingSink:
                     take.append(item)
                     rows += item[0].rows
                 self._pending_count -= rows
-            merged = Record(None, {})
-            batches, tuples = [], Rows()
-            for record, _, _ in take:
-                if isinstance(record.events, Rows):
-                    tuples.extend(record.events)
-                elif record.events is not None:
-                    batches.append(record.events)
-                for key, n in record.drops.items():
-                    merged.drops[key] = merged.drops.get(key, 0) + n
-                merged.quarantine.extend(record.quarantine)
-                merged.replayed.extend(record.replayed)
+            merged = merge([record for record, _, _ in take])
             segment, end = take[-1][1], take[-1][2]
-            if tuples:  # one conversion per load, not one per group commit
-                batches.append(rows_to_arrow(tuples))
-            if batches:
-                merged.events = batches[0] if len(batches) == 1 else \
-                    pa.Table.from_batches(batches, SCHEMA).combine_chunks()
             for attempt in range(100):
                 try:
-                    self._store(merged, {(STREAM, segment): end})
+                    if attempt and getattr(self.inner, "invalid", False):
+                        self._reopen_and_catch_up(segment, end)
+                    else:
+                        self._store(merged, {(STREAM, segment): end})
                     break
                 except Exception as exc:  # keep what was acknowledged: it is in the spool, retry
                     log.error("loading the spool into the store failed (attempt %d): %s", attempt + 1, exc)
@@ -357,6 +366,46 @@ class SpoolingSink:
                 else:
                     self._drop_retry_at = time.monotonic() + 5.0
             self._keep_a_spare()
+
+    def _stored_position(self) -> tuple[int, int]:
+        """(segment, offset) up to which the inner sink holds the spool's records; (-1, 0): none yet."""
+        cur = self.inner.reader()
+        try:
+            row = cur.execute("SELECT part, next_offset FROM bus_positions WHERE stream = ? "
+                              "ORDER BY part DESC LIMIT 1", [STREAM]).fetchone()
+        finally:
+            cur.close()
+        return tuple(row) if row else (-1, 0)
+
+    def _reopen_and_catch_up(self, segment: int, end: int) -> None:
+        """The inner store was invalidated (DuckDB after a commit it could not revert): open it again, as a
+        restart would, and load from the segments on disk what the reopened file lacks, up to (segment, end).
+        The failed load may or may not have committed: the position stored with the rows says which, so
+        nothing is loaded twice. Segments are deleted only once a later one is loaded and checkpointed, so
+        every record after the stored position is still on disk; records after `end` are still pending."""
+        self.inner.reopen()
+        done_seg, done_off = self._stored_position()
+        if (done_seg, done_off) >= (segment, end):
+            log.warning("spool: the store was reopened; the failed load had committed")
+            return
+        loaded = 0
+        for seg in self._segments():
+            if seg < done_seg or seg > segment:
+                continue
+            chunk, chunk_end = [], 0
+            for record, rec_end in read_records(self._path(seg), done_off if seg == done_seg else 0):
+                if seg == segment and rec_end > end:
+                    break
+                chunk.append(record)
+                chunk_end = rec_end
+                if sum(r.rows for r in chunk) >= self.max_load_rows:
+                    self._store(merge(chunk), {(STREAM, seg): chunk_end})
+                    loaded += sum(r.rows for r in chunk)
+                    chunk = []
+            if chunk:
+                self._store(merge(chunk), {(STREAM, seg): chunk_end})
+                loaded += sum(r.rows for r in chunk)
+        log.warning("spool: the store was reopened; %d events loaded again from the spool", loaded)
 
     def wait_loaded(self, timeout: float | None = None) -> bool:
         """Block until everything written so far is in the inner sink (read-your-writes for reports)."""
