@@ -153,25 +153,42 @@ class DuckDBSink:
         return {(stream, part): offset for stream, part, offset in rows}
 
     def recent_client_ids(self, hours: int = 24, limit: int = 500_000) -> list[bytes]:
-        rows = self.con.execute(
-            "SELECT event_id FROM events WHERE received_at > now() - to_hours(?) "
-            "ORDER BY received_at DESC LIMIT ?", [hours, limit]
-        ).fetchall()
-        return [r[0].bytes for r in rows]
+        def fetch(n: int) -> list[bytes]:
+            rows = self.con.execute("SELECT event_id FROM events WHERE received_at > now() - to_hours(?) "
+                                    "ORDER BY received_at DESC LIMIT ?", [hours, n]).fetchall()
+            return [r[0].bytes for r in rows]
+
+        return self._within_memory("recent client ids", fetch, [limit, limit // 10, limit // 100])
 
     def recent_sessions(self, minutes: int = 30) -> list[tuple[int, int, int, int, int, int]]:
         """(visitor_id, session_id, first and last timestamp in µs, events, interactions) of the latest
         session of each visitor seen in the last minutes: put_session carries on counting from there."""
-        return self.con.execute(
-            "WITH recent AS (SELECT visitor_id, arg_max(session_id, timestamp) AS session_id FROM events "
-            "WHERE timestamp > now() - to_minutes(?) AND visitor_id IS NOT NULL GROUP BY visitor_id) "
-            "SELECT r.visitor_id, r.session_id, epoch_us(min(e.timestamp)), epoch_us(max(e.timestamp)), "
-            "greatest(count(*), max(e.visit_seq)), greatest(count(*) FILTER (WHERE e.interactive AND "
-            "e.name <> 'engagement'), max(e.interaction_seq)) "
-            "FROM recent r JOIN events e ON e.session_id = r.session_id AND e.visitor_id = r.visitor_id "
-            "GROUP BY r.visitor_id, r.session_id",
-            [minutes],
-        ).fetchall()
+        def fetch(window: int) -> list[tuple]:
+            return self.con.execute(
+                "WITH recent AS (SELECT visitor_id, arg_max(session_id, timestamp) AS session_id FROM events "
+                "WHERE timestamp > now() - to_minutes(?) AND visitor_id IS NOT NULL GROUP BY visitor_id) "
+                "SELECT r.visitor_id, r.session_id, epoch_us(min(e.timestamp)), epoch_us(max(e.timestamp)), "
+                "greatest(count(*), max(e.visit_seq)), greatest(count(*) FILTER (WHERE e.interactive AND "
+                "e.name <> 'engagement'), max(e.interaction_seq)) "
+                "FROM recent r JOIN events e ON e.session_id = r.session_id AND e.visitor_id = r.visitor_id "
+                "GROUP BY r.visitor_id, r.session_id",
+                [window],
+            ).fetchall()
+
+        return self._within_memory("open visits", fetch, [minutes, minutes // 3, minutes // 10])
+
+    @staticmethod
+    def _within_memory(what: str, fetch, sizes: list[int]) -> list:
+        """Start-up's reloads read recent events; with more of them than [sink] memory_limit can group (1.5M
+        visitors in the last 30 minutes did not fit 32MB), a smaller window serves, then none: a server that
+        starts with fewer open visits counts a few visits twice, one that cannot start counts nothing."""
+        for size in sizes:
+            try:
+                return fetch(size)
+            except duckdb.OutOfMemoryException:
+                log.warning("duckdb: reloading %s (%s) needs more than [sink] memory_limit; trying less", what, size)
+        log.warning("duckdb: starting without %s: raise [sink] memory_limit to keep them over a restart", what)
+        return []
 
     def checkpoint(self) -> None:
         """Move the WAL into the database file: what was committed no longer depends on the WAL. A checkpoint

@@ -115,8 +115,10 @@ def totals_query(b, metrics: list[str]) -> str:
     ]
     sources = ["tot t"]
     if "visitors" in metrics:
-        parts.append(f"vis AS (SELECT count(DISTINCT visitor_id) AS visitors FROM (SELECT visitor_id FROM events "
-                     f"WHERE {_regular_where(base)} UNION ALL SELECT visitor_id FROM irs))")
+        # a count over SELECT DISTINCT fits memory_limit where count(DISTINCT) runs out (reports/aggregate.py)
+        parts.append(f"vis AS (SELECT count(visitor_id) AS visitors FROM (SELECT DISTINCT visitor_id FROM "
+                     f"(SELECT visitor_id FROM events WHERE {_regular_where(base)} "
+                     "UNION ALL SELECT visitor_id FROM irs)))")
         sources.append("vis v")
     exprs = {  # NULL / NaN exactly where sql.py's aggregates give them on an empty period
         "visitors": "v.visitors",
