@@ -5,36 +5,18 @@ Uses a real size-limited filesystem (tmpfs), so it needs root; skipped otherwise
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 
 import pytest
+from disk_support import fill, small_disk_at
 
 UA = {"user-agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0"}
 
 
 @pytest.fixture
 def small_disk(tmp_path):
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a size-limited tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32M", "tmpfs", str(mnt)], capture_output=True)
-    if done.returncode:
-        pytest.skip(f"cannot mount tmpfs here: {done.stderr.decode().strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
-def fill(path) -> None:
-    with open(path, "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * (1 << 16))
-                f.flush()
-        except OSError:
-            pass
+    with small_disk_at(tmp_path, "32M") as mnt:
+        yield mnt
 
 
 def event(i: int) -> dict:

@@ -9,12 +9,12 @@ tmpfs (needs root; skipped otherwise), with the real spool and DuckDB.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 import uuid
 
 import duckdb
 import pytest
+from disk_support import fill, small_disk_at
 
 from collector.app import store_unavailable
 from collector.events import Hit, to_arrow
@@ -25,15 +25,8 @@ from collector.sinks.spool import SpoolingSink
 
 @pytest.fixture
 def small_disk(tmp_path):
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a size-limited tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48M", "tmpfs", str(mnt)], capture_output=True)
-    if done.returncode:
-        pytest.skip(f"cannot mount tmpfs here: {done.stderr.decode().strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    with small_disk_at(tmp_path, "48M") as mnt:
+        yield mnt
 
 
 def batch(n: int, start: int):
@@ -41,16 +34,6 @@ def batch(n: int, start: int):
     return to_arrow([Hit(event_id=uuid.uuid4().bytes, site="example.com", timestamp=now, received_at=now,
                          pathname="/" + os.urandom(100).hex(), props={"seq": str(start + i)})
                      for i in range(n)])
-
-
-def fill(path) -> None:
-    with open(path, "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * (1 << 16))
-                f.flush()
-        except OSError:
-            pass
 
 
 def wait_for(predicate, timeout: float = 60.0) -> None:
