@@ -112,3 +112,18 @@ def test_a_served_server_still_answers_after_start_up_released_its_pages(server)
     assert r.status_code == 202
     stats = httpx.get(f"{base}/api/v1/stats/aggregate?site=example.com&period=day").json()
     assert stats["results"]["pageviews"] >= 1
+
+
+def test_idle_release_counts_accepted_events_too(monkeypatch):
+    """An ingest-only process stores nothing itself: events it accepts keep it from counting as idle."""
+    import collector.heap as heap
+    from collector import metrics
+
+    released = []
+    monkeypatch.setattr(heap, "release_file_pages", lambda: released.append(1) or 1)
+    monkeypatch.setattr(heap, "malloc_trim", lambda: None)
+    job = IdleRelease()
+    job()
+    metrics.accepted_total.labels("event").inc()
+    assert job() == 0 and not released
+    assert job() == 1 and released == [1]
