@@ -48,12 +48,15 @@ def job_table(runtime) -> list[tuple[str, object, callable, tuple]]:
     jobs = [
         # a new random salt each UTC day; the one before yesterday's is deleted for good
         ("rotate_salts", CronTrigger(hour=0, minute=0, second=1, timezone="UTC"), rotate_salts, (runtime.salts,)),
-        # events past their site's retention_days (sites table, then [sites], then [sink]): lake partitions or
-        # DuckDB rows deleted; idempotent
-        ("retention", CronTrigger(hour=0, minute=20, timezone="UTC"), apply_retention, (runtime,)),
-        # after 5-10 minutes without a stored event: the heap's free pages and mapped file pages given back
+        # after 5-10 minutes without an accepted or stored event: the heap's free pages and mapped file pages
+        # given back
         ("idle_release", IntervalTrigger(minutes=5), IdleRelease(), ()),
     ]
+    if runtime.sink is None:  # an ingest-only process (`--role ingest`): the store's jobs run where the store is
+        return jobs
+    # events past their site's retention_days (sites table, then [sites], then [sink]): lake partitions or
+    # DuckDB rows deleted; idempotent
+    jobs.append(("retention", CronTrigger(hour=0, minute=20, timezone="UTC"), apply_retention, (runtime,)))
     if hasattr(runtime.sink, "lake"):
         # finished days: small files merged into one; inputs deleted a grace period later (resumable)
         jobs.append(("compaction", CronTrigger(minute=5, timezone="UTC"), compact_lake, (runtime,)))
