@@ -54,23 +54,20 @@ MADV_DONTNEED = 4
 _MAPPING = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$")
 
 
-def _read_only_file_mappings(smaps: str):
+def _read_only_file_mappings(smaps: str) -> list[tuple[int, int, int]]:
     """(start, length, resident kB) of each mapping of a file that is not writable and holds no anonymous
     (copy-on-write) page: dropping such a mapping's pages loses nothing, the file still has them."""
-    current = None
+    mappings = []  # [start, length, Rss kB, Anonymous kB], None for a mapping that is not a candidate
     with open(smaps) as f:
         for line in f:
             head = _MAPPING.match(line)
             if head:
-                if current and current[3] == 0 and current[2]:
-                    yield current[0], current[1], current[2]
                 start, end, perms, path = head.groups()
                 usable = "w" not in perms and path.startswith("/") and not path.endswith("(deleted)")
-                current = [int(start, 16), int(end, 16) - int(start, 16), 0, 0] if usable else None
-            elif current is not None and line.startswith(("Rss:", "Anonymous:")):
-                current[2 if line.startswith("Rss:") else 3] = int(line.split()[1])
-    if current and current[3] == 0 and current[2]:
-        yield current[0], current[1], current[2]
+                mappings.append([int(start, 16), int(end, 16) - int(start, 16), 0, 0] if usable else None)
+            elif mappings and mappings[-1] is not None and line.startswith(("Rss:", "Anonymous:")):
+                mappings[-1][2 if line.startswith("Rss:") else 3] = int(line.split()[1])
+    return [(start, length, rss) for start, length, rss, anon in filter(None, mappings) if rss and not anon]
 
 
 def release_file_pages(smaps: str = "/proc/self/smaps") -> int:
@@ -88,7 +85,7 @@ def release_file_pages(smaps: str = "/proc/self/smaps") -> int:
     madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     released = 0
     try:
-        mappings = list(_read_only_file_mappings(smaps))
+        mappings = _read_only_file_mappings(smaps)
     except OSError:  # not Linux
         return 0
     for start, length, resident in mappings:
@@ -109,12 +106,12 @@ class IdleRelease:
     more of DuckDB's code on a kernel with large folios), so an idle server's RSS falls back to what start-up
     left."""
 
-    def __init__(self, stored=None):
-        self.stored = stored or _events_counted
+    def __init__(self, counted=_events_counted):
+        self.counted = counted
         self.seen = None
 
     def __call__(self) -> int:
-        now = self.stored()
+        now = self.counted()
         idle, self.seen = now == self.seen, now
         if not idle:
             return 0

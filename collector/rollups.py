@@ -82,7 +82,7 @@ def prep(dim: str | None = None) -> dict[str, str]:
 
 _TOTALS = f"""
 SELECT $site, $day, '', NULL,
-  (SELECT count(vid) FROM (SELECT DISTINCT vid FROM rl_vis)),  -- fits memory_limit where count(DISTINCT) does not
+  (SELECT count(vid) FROM (SELECT DISTINCT vid FROM rl_vis)),  -- not count(DISTINCT): reports/query/metrics.py
   (SELECT count(*) FROM (SELECT vid FROM rl_vis INTERSECT SELECT vid FROM rl_sd WHERE NOT today)),
   0, 0,
   count(*) FILTER (WHERE NOT cont), 0, count(*) FILTER (WHERE cont),

@@ -14,6 +14,8 @@ import datetime as dt
 from litestar import get
 from litestar.exceptions import ValidationException
 
+from reports.query.metrics import distinct_visitors
+
 PERIODS = ("day", "7d", "30d", "month", "year", "all")
 
 
@@ -42,17 +44,14 @@ def aggregate(connect: object, site: str | None = None, period: str = "day") -> 
     start, end = period_bounds(period, dt.datetime.now(dt.UTC).date())
     con = connect()
     try:
-        # visitors as a count over SELECT DISTINCT, not count(DISTINCT): DuckDB 2.0 runs the first as a hash
-        # group-by that fits [sink] memory_limit at any size (20M ids in 256MB), and the second as one hash table
-        # that ran out of 256MB from ~5M ids (bench/soak_max.py at 3,000 events/s after 13 minutes)
         row = con.execute(
-            """
+            f"""
             WITH period AS (
                 SELECT name, visitor_id FROM events
                 WHERE site = $site AND "timestamp" >= coalesce($start::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)
                   AND "timestamp" < $end::TIMESTAMPTZ)
             SELECT count(*) FILTER (WHERE name = 'pageview'),
-                   (SELECT count(visitor_id) FROM (SELECT DISTINCT visitor_id FROM period)),
+                   {distinct_visitors('period')},
                    count(*)
             FROM period
             """,

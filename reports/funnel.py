@@ -17,6 +17,7 @@ from reports.errors import HANDLERS, bad_request
 from reports.query import dates
 from reports.query import filters as flt
 from reports.query.errors import QueryError
+from reports.query.metrics import distinct_visitors
 from reports.query.parse import Goal, parse_goals
 from reports.query.run import first_seen
 from reports.query.sql import Builder, Scope
@@ -74,17 +75,14 @@ def funnel(con, body: dict, settings) -> dict:
             ctes.append(f"f{i} AS (SELECT e.session_id, any_value(e.visitor_id) AS visitor_id, "
                         f"min(e.\"timestamp\") AS t FROM ev e JOIN f{i - 1} p ON e.session_id = p.session_id "
                         f"AND e.\"timestamp\" > p.t WHERE {cond} GROUP BY e.session_id)")
-    # counts over SELECT DISTINCT: they fit memory_limit where count(DISTINCT) runs out (reports/aggregate.py)
-    counts = ", ".join(f"(SELECT count(visitor_id) FROM (SELECT DISTINCT visitor_id FROM f{i}))"
-                       for i in range(len(steps)))
+    counts = ", ".join(distinct_visitors(f"f{i}") for i in range(len(steps)))
     base = b.with_clause()
     if where:  # visit filters: keep the events of matching visits only
         joins = " JOIN ses s USING (session_id)"
         base = base.replace("ev AS (", "ev0 AS (", 1) + (f",\nev AS (SELECT e.* FROM ev0 e{joins} "
                                                           f"WHERE {' AND '.join(where)})")
         base = base.replace("FROM ev GROUP BY session_id", "FROM ev0 GROUP BY session_id")
-    everyone = "(SELECT count(visitor_id) FROM (SELECT DISTINCT visitor_id FROM ev))"
-    text = f"{base},\n{', '.join(ctes)}\nSELECT {everyone}, {counts}"
+    text = f"{base},\n{', '.join(ctes)}\nSELECT {distinct_visitors('ev')}, {counts}"
     row = con.execute(text, b.p).fetchone()
     total, reached = row[0], list(row[1:])
     out, previous = [], total

@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar import get
 
 from reports.errors import HANDLERS, bad_request
+from reports.query.metrics import distinct_visitors
 from reports.schemas import Count, RealtimeResponse
 
 WINDOW = "INTERVAL 5 MINUTE"
@@ -16,9 +17,8 @@ def _site(site: str | None, site_id: str | None) -> str | None:
 
 
 def current_visitors(con, site: str) -> int:
-    # over SELECT DISTINCT: fits memory_limit where count(DISTINCT) runs out (reports/aggregate.py)
-    return con.execute(f'SELECT count(visitor_id) FROM (SELECT DISTINCT visitor_id FROM events WHERE site = $site '
-                       f'AND "timestamp" >= now() - {WINDOW})', {"site": site}).fetchone()[0]
+    recent = f'(SELECT visitor_id FROM events WHERE site = $site AND "timestamp" >= now() - {WINDOW})'
+    return con.execute(f"SELECT {distinct_visitors(recent)}", {"site": site}).fetchone()[0]
 
 
 def _top(con, site: str, column: str, fallback: str) -> list[Count]:

@@ -94,7 +94,7 @@ def test_idle_release_waits_for_a_run_without_stored_events(monkeypatch):
     monkeypatch.setattr(heap, "release_file_pages", lambda: calls.append("release") or 1)
     monkeypatch.setattr(heap, "malloc_trim", lambda: calls.append("trim"))
     stored = iter([10.0, 20.0, 20.0, 20.0, 30.0])
-    job = IdleRelease(stored=lambda: next(stored))
+    job = IdleRelease(counted=lambda: next(stored))
     assert [job() for _ in range(5)] == [0, 0, 1, 1, 0]
     assert calls == ["trim", "release", "trim", "release"]
 

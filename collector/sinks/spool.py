@@ -32,119 +32,22 @@ from __future__ import annotations
 
 import logging
 import os
-import struct
 import threading
 import time
-import zlib
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import msgspec
 import pyarrow as pa
 
 from collector.cpu_priority import lower_this_thread
-from collector.events import SCHEMA, Rows, rows_to_arrow
-from collector.quarantine import Item as QuarantineItem
+from collector.events import Rows
+from collector.sinks.spool_records import Record, as_arrow, encode, merge, read_records, zeros_at
 
 log = logging.getLogger("strana.spool")
-HEADER = struct.Struct("<II")  # payload length, crc32; a length of 0 (zeros) is the end of the records
 STREAM = "spool"
 SPARE = "spare"  # the next segment, zero-filled ahead of need
 SPARE_AFTER_BYTES = 1 << 20
 ZEROS = memoryview(bytes(1 << 20))
-
-
-@dataclass
-class Record:
-    """What one group commit hands the sink; all of it is stored in one transaction."""
-
-    events: pa.RecordBatch | pa.Table | Rows | None
-    drops: dict
-    quarantine: list = field(default_factory=list)
-    replayed: list = field(default_factory=list)
-
-    @property
-    def rows(self) -> int:
-        if self.events is None:
-            return 0
-        return len(self.events) if isinstance(self.events, Rows) else self.events.num_rows
-
-
-# A record on disk is a msgpack array [arrow_ipc, drops, quarantine, replayed] (spools written before rows were
-# kept: still replayed) or [None, drops, quarantine, replayed, rows], the events as arrays of their stored
-# fields: ~30x cheaper to log than an Arrow batch for the few dozen events of a tracker-path group commit.
-def _encode(record: Record) -> bytes:
-    events = record.events
-    drops = [[s, d, r, n] for (s, d, r), n in record.drops.items()]
-    if isinstance(events, Rows):
-        payload = msgspec.msgpack.encode([None, drops, record.quarantine, record.replayed, events])
-    else:
-        ipc = events.serialize().to_pybytes() if events is not None and events.num_rows else None
-        payload = msgspec.msgpack.encode([ipc, drops, record.quarantine, record.replayed])
-    return HEADER.pack(len(payload), zlib.crc32(payload)) + payload
-
-
-def _decode(payload: bytes) -> Record:
-    ipc, drops, quarantine, replayed, *rest = msgspec.msgpack.decode(payload)
-    if rest:
-        events = Rows(rest[0]) if rest[0] else None
-    else:
-        events = pa.ipc.read_record_batch(pa.py_buffer(ipc), SCHEMA) if ipc else None
-    return Record(events, {(s, d, r): n for s, d, r, n in drops},
-                  msgspec.convert(quarantine, list[QuarantineItem]), replayed)
-
-
-def as_arrow(events):
-    """Rows become one Arrow batch (sinks take Arrow); a batch or None passes through."""
-    return rows_to_arrow(events) if isinstance(events, Rows) else events
-
-
-def read_records(path: Path, start: int = 0):
-    """Yield (record, end offset) from `start`; stops at the first torn or corrupt record."""
-    with open(path, "rb") as f:
-        f.seek(start)
-        offset = start
-        while True:
-            head = f.read(HEADER.size)
-            if len(head) < HEADER.size:
-                return
-            length, crc = HEADER.unpack(head)
-            if length == 0:  # the zero-filled rest of a segment
-                return
-            payload = f.read(length)
-            if len(payload) < length or zlib.crc32(payload) != crc:
-                return
-            offset += HEADER.size + length
-            yield _decode(payload), offset
-
-
-def merge(records: list[Record]) -> Record:
-    """Records as one: their events in one Arrow batch (one conversion, not one per group commit), their drop
-    counts summed, their quarantine and replay lists joined."""
-    merged = Record(None, {})
-    batches, tuples = [], Rows()
-    for record in records:
-        if isinstance(record.events, Rows):
-            tuples.extend(record.events)
-        elif record.events is not None:
-            batches.append(record.events)
-        for key, n in record.drops.items():
-            merged.drops[key] = merged.drops.get(key, 0) + n
-        merged.quarantine.extend(record.quarantine)
-        merged.replayed.extend(record.replayed)
-    if tuples:
-        batches.append(rows_to_arrow(tuples))
-    if batches:
-        merged.events = batches[0] if len(batches) == 1 else pa.Table.from_batches(batches, SCHEMA).combine_chunks()
-    return merged
-
-
-def _zeros_at(path: Path, offset: int) -> bool:
-    """Whether a segment's records end cleanly at `offset`: nothing after it, or the zeros of a spare."""
-    with open(path, "rb") as f:
-        f.seek(offset)
-        return not f.read(HEADER.size).strip(b"\0")
 
 
 class SpoolingSink:
@@ -198,10 +101,7 @@ class SpoolingSink:
 
     def recover(self) -> int:
         """Replay what was spooled but not loaded (after a crash); start the loader. Returns events replayed."""
-        row = self.inner.reader().execute(
-            "SELECT part, next_offset FROM bus_positions WHERE stream = ? ORDER BY part DESC LIMIT 1", [STREAM]
-        ).fetchone()
-        done_seg, done_off = row if row else (-1, 0)
+        done_seg, done_off = self._stored_position()
         replayed = 0
         (self.folder / SPARE).unlink(missing_ok=True)  # zeros only, but sized for the last run's segments
         segments = self._segments()
@@ -216,7 +116,7 @@ class SpoolingSink:
                 self._store(record, {(STREAM, seg): end})
                 replayed += record.rows
             if end < path.stat().st_size:  # the zeros of a spare, or a torn record: this segment takes no more
-                if not _zeros_at(path, end):
+                if not zeros_at(path, end):
                     log.warning("spool %s: cut a torn record at byte %d (it was never acknowledged)", path.name, end)
                 os.truncate(path, end)
         self._segment = (segments[-1] + 1) if segments else max(done_seg + 1, 0)
@@ -279,7 +179,7 @@ class SpoolingSink:
         if self._broken:  # the last failure left a tail we could not cut: continue in a fresh segment
             self._open_segment(self._segment + 1)
             self._offset, self._broken = 0, False
-        data = _encode(record)
+        data = encode(record)
         try:
             written = os.pwrite(self._fd, data, self._offset)  # on disk when it returns: the fd is O_DSYNC
             if written != len(data):
@@ -392,19 +292,19 @@ class SpoolingSink:
         for seg in self._segments():
             if seg < done_seg or seg > segment:
                 continue
-            chunk, chunk_end = [], 0
+            chunk, rows = [], 0
             for record, rec_end in read_records(self._path(seg), done_off if seg == done_seg else 0):
                 if seg == segment and rec_end > end:
                     break
                 chunk.append(record)
+                rows += record.rows
+                if rows >= self.max_load_rows:
+                    self._store(merge(chunk), {(STREAM, seg): rec_end})
+                    loaded, chunk, rows = loaded + rows, [], 0
                 chunk_end = rec_end
-                if sum(r.rows for r in chunk) >= self.max_load_rows:
-                    self._store(merge(chunk), {(STREAM, seg): chunk_end})
-                    loaded += sum(r.rows for r in chunk)
-                    chunk = []
             if chunk:
                 self._store(merge(chunk), {(STREAM, seg): chunk_end})
-                loaded += sum(r.rows for r in chunk)
+                loaded += rows
         log.warning("spool: the store was reopened; %d events loaded again from the spool", loaded)
 
     def wait_loaded(self, timeout: float | None = None) -> bool:

@@ -29,6 +29,7 @@ import datetime as dt
 from collector.enhancers.put_session import TIMEOUT_US
 from reports.query import dimensions as dims
 from reports.query import filters as flt
+from reports.query.metrics import distinct_visitors
 
 ROW_METRICS = {"visitors", "visits"}  # answered by the visit rows' first values alone
 TOTAL_METRICS = {"visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration", "views_per_visit"}
@@ -115,10 +116,8 @@ def totals_query(b, metrics: list[str]) -> str:
     ]
     sources = ["tot t"]
     if "visitors" in metrics:
-        # a count over SELECT DISTINCT fits memory_limit where count(DISTINCT) runs out (reports/aggregate.py)
-        parts.append(f"vis AS (SELECT count(visitor_id) AS visitors FROM (SELECT DISTINCT visitor_id FROM "
-                     f"(SELECT visitor_id FROM events WHERE {_regular_where(base)} "
-                     "UNION ALL SELECT visitor_id FROM irs)))")
+        ids = f"(SELECT visitor_id FROM events WHERE {_regular_where(base)} UNION ALL SELECT visitor_id FROM irs)"
+        parts.append(f"vis AS (SELECT {distinct_visitors(ids)} AS visitors)")
         sources.append("vis v")
     exprs = {  # NULL / NaN exactly where sql.py's aggregates give them on an empty period
         "visitors": "v.visitors",
