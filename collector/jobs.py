@@ -9,10 +9,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from collector import metrics
 from collector.cpu_priority import lowered
 from collector.heap import IdleRelease
 from collector.retention import apply_retention, utc_today
 from collector.rollups import build_pending
+from collector.rollups_today import refresh_pending
 
 log = logging.getLogger("strana.jobs")
 
@@ -44,6 +46,15 @@ def build_rollups(runtime) -> None:
         con.close()
 
 
+def move_today_rollups(runtime) -> None:
+    con = runtime.sink.reader()
+    try:
+        for how, n in refresh_pending(con, lambda site: site_zone(runtime, site)).items():
+            metrics.today_rollups_total.labels(how).inc(n)
+    finally:
+        con.close()
+
+
 def job_table(runtime) -> list[tuple[str, object, callable, tuple]]:
     jobs = [
         # a new random salt each UTC day; the one before yesterday's is deleted for good
@@ -65,6 +76,11 @@ def job_table(runtime) -> list[tuple[str, object, callable, tuple]]:
         # version again), the last 2 rebuilt for late events; the stats API reads them for unfiltered whole-day
         # cards, today computed on the fly (reports/rollup.py); resumable
         jobs.append(("rollups", CronTrigger(minute=15, timezone="UTC"), build_rollups, (runtime,)))
+        every = getattr(runtime.settings, "values", {}).get("sink", {}).get("today_rollups_seconds", 10)
+        if every > 0:
+            # the rollups of today (and yesterday until the job above has it) moved on to the events stored
+            # since the last run, so today's cards read seconds of events, not the day (collector/rollups_today.py)
+            jobs.append(("today_rollups", IntervalTrigger(seconds=every), move_today_rollups, (runtime,)))
     return jobs
 
 

@@ -32,6 +32,9 @@ reads_out_of_memory_total = Counter("strana_reads_out_of_memory_total", "Report 
 reads_store_unavailable_total = Counter("strana_reads_store_unavailable_total", "Report reads refused (503): "
                                         "the store was being reopened after DuckDB invalidated it",
                                         registry=REGISTRY)
+today_rollups_total = Counter("strana_today_rollups_total", "Runs over a site-day of the rollups of today so far: "
+                              "current, stepped (the events stored since) or built (from scratch)", ["how"],
+                              registry=REGISTRY)
 pending_events = Gauge("strana_pending_events", "Events waiting for a commit", registry=REGISTRY)
 # where a long-running server's memory goes (read at scrape time): DuckDB's own count, and the visitors whose
 # visit put_session keeps open (bounded by its max_visitors)

@@ -17,6 +17,8 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING
 
+from collector.rollups_today import forget
+
 if TYPE_CHECKING:
     from collector.sinks.lake import Lake
 
@@ -128,6 +130,7 @@ def apply_retention(runtime, today: dt.date | None = None) -> dict[str, int]:
             n = expire_duckdb(con, RetentionPolicy(policy.days(site), {}), today, where_site=site)
             if n:
                 deleted[site] = n
+                forget(con, site)  # its rows are renumbered at a checkpoint: built again, not checked and refused
         return deleted
     finally:
         con.close()

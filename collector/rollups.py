@@ -49,26 +49,43 @@ _PER_VISIT_DAY = {  # column of rl_sd -> its aggregate over a visit's events of 
 }
 
 
-def prep(dim: str | None = None) -> dict[str, str]:
+def prep(dim: str | None = None, *, only: str | None = None, below: str | None = None,
+         old: str | None = None) -> dict[str, str]:
     """The temp tables (builder) or CTEs (reader) a day's rows are computed from, with the per-visit values of
     every dimension (None) or of `dim` alone: rl_ids = the day's ids; rl_ev = events of the day and, of those
     ids only (every use of the day before meets the day's ids), of the day before; rl_old = visits and ids of
     the day before that; rl_sd = per (visit, day) values; rl_vis = the day's visits with their part of the day
-    before; rl_yown = visits begun the day before."""
+    before; rl_yown = visits begun the day before.
+
+    For the rollups of a day so far (collector/rollups_today.py): `only` names a relation of ids (`vid`) the
+    day's ids are restricted to, `below` a parameter: only events stored below that row id, and `old` a
+    parameter that flags (`old`) the events stored below it, from which `prior` derives the same tables as
+    they were before those stored since."""
     column = {**VISIT_DIMS, **EXIT_DIMS}.get(dim or "")
     values = list(_PER_VISIT_DAY) if dim is None else [column] if column else []
     raw = [c for c in values if c in _FIRST]
     cols = ("session_id, visitor_id AS vid, \"timestamp\" AS ts, name, pathname, hostname, "
-            "interactive AND name <> 'engagement' AS counted" + "".join(f", {c}" for c in raw))
-    where = "FROM events WHERE site = $site AND session_id IS NOT NULL AND \"timestamp\" "
+            "interactive AND name <> 'engagement' AS counted" + "".join(f", {c}" for c in raw)
+            + (f", rowid < ${old} AS old" if old else ""))
+    stored = f"rowid < ${below} AND " if below else ""
+    where = f"FROM events WHERE {stored}site = $site AND session_id IS NOT NULL AND \"timestamp\" "
     exits = [c for c in values if c in EXIT_DIMS.values()]
+    today = f"{where}>= $d AND \"timestamp\" < $e"
+    if only:  # the day's events of those ids, scanned once: the ids are read off them
+        ids = {"rl_today": f"SELECT {cols}, true AS today {today} AND visitor_id IN (SELECT vid FROM {only})",
+               "rl_ids": "SELECT DISTINCT vid FROM rl_today"}
+        day_part = "SELECT * FROM rl_today"
+    else:
+        ids = {"rl_ids": f"SELECT DISTINCT visitor_id AS vid {today}"}
+        day_part = f"SELECT {cols}, true AS today {today}"
+    old_ids = (f"SELECT session_id, visitor_id AS vid, bool_or(rowid < ${old}) AS old" if old
+               else "SELECT DISTINCT session_id, visitor_id AS vid")
     return {
-        "rl_ids": f"SELECT DISTINCT visitor_id AS vid {where}>= $d AND \"timestamp\" < $e",
-        "rl_ev": (f"SELECT {cols}, true AS today {where}>= $d AND \"timestamp\" < $e UNION ALL "
-                  f"SELECT {cols}, false {where}>= $y AND \"timestamp\" < $d "
+        **ids,
+        "rl_ev": (f"{day_part} UNION ALL SELECT {cols}, false {where}>= $y AND \"timestamp\" < $d "
                   "AND visitor_id IN (SELECT vid FROM rl_ids)"),
-        "rl_old": (f"SELECT DISTINCT session_id, visitor_id AS vid {where}>= $yy AND \"timestamp\" < $y "
-                   "AND visitor_id IN (SELECT vid FROM rl_ids)"),
+        "rl_old": (f"{old_ids} {where}>= $yy AND \"timestamp\" < $y AND visitor_id IN (SELECT vid FROM rl_ids)"
+                   + (" GROUP BY session_id, visitor_id" if old else "")),
         "rl_sd": ("SELECT session_id, today, any_value(vid) AS vid, epoch_us(min(ts)) AS t0, epoch_us(max(ts)) AS t1, "
                   f"count(*) FILTER (WHERE counted) AS k, bool_or({_PV}) AS has_pv"
                   + "".join(f", {_PER_VISIT_DAY[c]} AS {c}" for c in values) +

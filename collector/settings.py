@@ -92,6 +92,8 @@ SETTINGS: list[tuple[str, str, Any, str]] = [
      "operations spill to disk), e.g. 512MB, 4GB; empty: DuckDB's default, 80% of RAM"),
     ("sink", "threads", 0, "duckdb: threads a query (or a load) may use; 0: DuckDB's default, one per core. Fewer "
      "leaves ingest more of the CPU while the dashboard reads, but big counts may then run out of memory_limit"),
+    ("sink", "today_rollups_seconds", 10, "duckdb: how often the rollups of today so far are moved on; a card for "
+     "today then reads the events stored since, not the whole day (0: off, today read from raw events)"),
     ("sink", "list_cache_seconds", 5.0, "parquet: how long reports reuse a listing of the lake (this process's "
      "own writes show at once)"),
 ]

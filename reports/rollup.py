@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 
+from collector import rollups_today as today
 from collector.rollups import ENTRY_DIMS, EVENT_DIMS, EXIT_DIMS, ROW_COLUMNS, VERSION, VISIT_DIMS, bounds, day_query
 from reports.query import dimensions as dims
 from reports.query import metrics as mets
@@ -81,20 +82,30 @@ def _flagged(dim: str, a: dt.date, statuses: list[tuple[dt.date, int, int]]) -> 
     return any(day > a and (far or (split and dim in ENTRY_DIMS)) for day, far, split in statuses)
 
 
-def _plan(con, query, period, dim: str) -> list[dt.date] | None:
-    """The days of the period to compute from raw events, or None when the rollups cannot answer."""
+def _plan(con, query, period, dim: str, partial: bool = True) -> tuple[list[dt.date], dict] | None:
+    """The days of the period to compute from raw events and the days answered from partial rollups (day ->
+    their status: row id, check count), or None when the rollups cannot answer."""
     a, b = period.first_day, period.last_day
     need = VERSION if dim in EXIT_DIMS else 1
     fetched = con.execute(
         "SELECT day, far_ids, entry_split FROM rollup_status WHERE site = $site AND day BETWEEN $a AND $b "
         "AND tz = $tz AND coalesce(version, 1) >= $need",
         {"site": query.site, "a": a, "b": b, "tz": query.tz_name, "need": need}).fetchall()
-    if not fetched or _flagged(dim, a, fetched):
+    if _flagged(dim, a, fetched):
         return None
     ready = {day for day, _, _ in fetched}
     missing = [a + dt.timedelta(days=i) for i in range((b - a).days + 1) if a + dt.timedelta(days=i) not in ready]
-    raw = _with_events(con, query, missing)
-    return raw if len(raw) <= MAX_RAW_DAYS else None
+    with_events = _with_events(con, query, missing)
+    parts = {}
+    if partial and with_events:
+        parts = {day: (below, checked) for day, below, checked in con.execute(
+            "SELECT day, below, checked FROM rollup_partial_status WHERE site = $site AND tz = $tz "
+            "AND version = $version AND list_contains($days::DATE[], day)",
+            {"site": query.site, "tz": query.tz_name, "version": VERSION, "days": with_events}).fetchall()}
+    raw = [day for day in with_events if day not in parts]
+    if not fetched and not parts:  # nothing rolled up: the raw path is as cheap
+        return None
+    return (raw, parts) if len(raw) <= MAX_RAW_DAYS else None
 
 
 def _with_events(con, query, missing: list[dt.date]) -> list[dt.date]:
@@ -118,20 +129,48 @@ def _with_events(con, query, missing: list[dt.date]) -> list[dt.date]:
     return out
 
 
-def _source(query, period, dim: str, raw: list[dt.date]) -> tuple[str, dict]:
+def _source(query, period, dim: str, raw: list[dt.date], parts: dict) -> tuple[str, dict]:
     """`WITH src AS (the period's rows of dim), st AS (the raw days' status rows)` and its parameters."""
     row_dim = "" if dim == DAY else dim
-    params = {"site": query.site, "dim": row_dim, "a": period.first_day, "b": period.last_day, "raw": raw,
-              "tz": query.tz_name, "version": VERSION}
-    parts = [f"SELECT false AS status, {ROW_COLUMNS} FROM rollup_days WHERE site = $site AND dim = $dim "
-             "AND day BETWEEN $a AND $b AND NOT list_contains($raw::DATE[], day)"]
+    params = {"site": query.site, "dim": row_dim, "a": period.first_day, "b": period.last_day,
+              "raw": raw + list(parts), "tz": query.tz_name, "version": VERSION}
+    pieces = [f"SELECT false AS status, {ROW_COLUMNS} FROM rollup_days WHERE site = $site AND dim = $dim "
+              "AND day BETWEEN $a AND $b AND NOT list_contains($raw::DATE[], day)"]
     for i, day in enumerate(raw):
-        parts.append(f"SELECT * FROM ({day_query(row_dim, f'_{i}')})")
+        pieces.append(f"SELECT * FROM ({day_query(row_dim, f'_{i}')})")
         params.update({f"{k}_{i}": v for k, v in bounds(day, query.tz_name).items()})
         params[f"day_{i}"] = day
-    text = (f"WITH rows AS MATERIALIZED ({' UNION ALL '.join(parts)}), "
+    for j, (day, (below, _)) in enumerate(parts.items(), start=len(raw)):
+        pieces.append(_partial(row_dim, j))
+        params.update({f"{k}_{j}": v for k, v in bounds(day, query.tz_name).items()})
+        params.update({f"day_{j}": day, f"old_{j}": below})
+    text = (f"WITH rows AS MATERIALIZED ({' UNION ALL '.join(pieces)}), "
             "src AS (SELECT * FROM rows WHERE NOT status), st AS (SELECT * FROM rows WHERE status)")
     return text, params
+
+
+def _partial(dim: str, j: int) -> str:
+    """A day so far: its partial rollups (collector/rollups_today.py) plus what was stored since, one row per
+    value (and one status row) as day_query gives them."""
+    counts = ROW_COLUMNS.split(", ")[4:]
+    zeros = ", ".join("0" for _ in counts[2:])
+    return (f"SELECT status, site, day, dim, value, {', '.join(f'sum({c})::BIGINT AS {c}' for c in counts)} FROM ("
+            f"SELECT false AS status, {ROW_COLUMNS} FROM rollup_partial_days WHERE site = $site "
+            f"AND day = $day_{j} AND dim = $dim "
+            f"UNION ALL SELECT true, site, day, $dim, NULL, far_ids, entry_split, {zeros} FROM rollup_partial_status "
+            f"WHERE site = $site AND day = $day_{j} AND below = $old_{j} "
+            f"UNION ALL SELECT * FROM ({today.step_query(dim, f'_{j}')})) GROUP BY status, site, day, dim, value")
+
+
+def _stale(raw: list[dt.date], parts: dict) -> str:
+    """True when a partial day's rows are not those of its status: replaced meanwhile, or rows renumbered (the
+    count of the events they read differs); checked in the card's own statement, so on one snapshot."""
+    checks = ["false"]
+    for j, (_, (_, checked)) in enumerate(parts.items(), start=len(raw)):
+        count = today.CHECK.replace("$old", f"$old_{j}").replace("$yy", f"$yy_{j}").replace("$e", f"$e_{j}")
+        checks.append(f"({count}) <> {int(checked)} OR NOT EXISTS (SELECT 1 FROM rollup_partial_status "
+                      f"WHERE site = $site AND day = $day_{j} AND below = $old_{j})")
+    return f"({' OR '.join(checks)}) AS stale"
 
 
 def _used(text: str, params: dict) -> dict:
@@ -141,21 +180,44 @@ def _used(text: str, params: dict) -> dict:
 
 def rows(con, query, period) -> dict[tuple, dict] | None:
     """All rows of the query over the period from the rollups, or None when they cannot answer it exactly."""
+    got = _rows(con, query, period, partial=True)
+    if got == "stale":  # the job moved the partial rollups on between the plan and the statement
+        got = _rows(con, query, period, partial=False)
+    return got
+
+
+def _rows(con, query, period, partial: bool):
     dim = covered(query, period)
     if dim is None:
         return None
     try:
-        raw = _plan(con, query, period, dim)
-    except (duckdb.CatalogException, duckdb.BinderException):  # a store without migrations 007-008
+        plan = _plan(con, query, period, dim, partial)
+    except (duckdb.CatalogException, duckdb.BinderException):  # a store without migrations 007-009
         return None
-    if raw is None:
+    if plan is None:
         return None
-    with_src, params = _source(query, period, dim, raw)
+    raw, parts = plan
+    with_src, params = _source(query, period, dim, raw, parts)
     # the raw days' checks, as _flagged reads them (status rows: far_ids in `visitors`, entry_split in `carried`)
     check = (f"(SELECT count(*) FROM st WHERE day > $a AND (visitors > 0 OR (carried > 0 AND "
-             f"{'true' if dim in ENTRY_DIMS else 'false'}))) AS flagged")
-    if dim == DAY:
-        return _days(con, query, with_src, check, params)
+             f"{'true' if dim in ENTRY_DIMS else 'false'}))) AS flagged, {_stale(raw, parts)}")
+    select = _days(query) if dim == DAY else _values(query, dim)
+    # the checks on a row of their own, so that they are read even when the period has no rows
+    text = f"{with_src}, c AS (SELECT {check}) SELECT * FROM c LEFT JOIN ({select}) ON true"
+    fetched = con.execute(text, _used(text, params)).fetchall()
+    if fetched[0][1]:
+        return "stale"
+    if fetched[0][0]:
+        return None
+    out: dict[tuple, dict] = {}
+    for _, _, key, visits, *metrics in fetched:
+        if key is None if dim == DAY else (dim and not visits):  # no rows; a value seen only on visits that
+            continue                                              # began before the range
+        out[(key,) if dim else ()] = {m: mets.tidy(m, v) for m, v in zip(query.metrics, metrics, strict=True)}
+    return out
+
+
+def _values(query, dim: str) -> str:
     if dim in VISIT_DIMS or dim in EXIT_DIMS:
         value = dims.visit_expr(dim).replace(f"s.{dims.visit_column(dim)}", "value")
     else:
@@ -164,26 +226,11 @@ def rows(con, query, period) -> dict[tuple, dict] | None:
     if dim in dims.SKIP_EMPTY:
         group += " HAVING value IS NOT NULL"
     select = ", ".join(f"{_METRICS[m]} AS m_{m}" for m in query.metrics)
-    text = (f"{with_src}, sums AS ({_SUMS.format(value=value if dim else 'NULL', group=group)}) "
-            f"SELECT value, visits, {select}, {check} FROM sums")
-    fetched = con.execute(text, _used(text, params)).fetchall()
-    if fetched and fetched[0][-1]:
-        return None
-    out: dict[tuple, dict] = {}
-    for value, visits, *metrics, _ in fetched:
-        if dim and not visits:  # a value seen only on visits that began before the range
-            continue
-        out[(value,) if dim else ()] = {m: mets.tidy(m, v) for m, v in zip(query.metrics, metrics, strict=True)}
-    return out
+    return f"SELECT value, visits, {select} FROM ({_SUMS.format(value=value if dim else 'NULL', group=group)})"
 
 
-def _days(con, query, with_src: str, check: str, params: dict) -> dict[tuple, dict] | None:
+def _days(query) -> str:
     """time:day: each bucket is a one-day range, so its row is the day's totals with the day as first day."""
     exprs = {"visitors": "visitors", "visits": "visits + cont_visits", "pageviews": "pageviews", "events": "events"}
-    select = ", ".join(exprs[m] for m in query.metrics)
-    text = f"{with_src} SELECT strftime(day, '%Y-%m-%d'), {select}, {check} FROM src WHERE visitors > 0"
-    fetched = con.execute(text, _used(text, params)).fetchall()
-    if fetched and fetched[0][-1]:
-        return None
-    return {(label,): {m: mets.tidy(m, v) for m, v in zip(query.metrics, values, strict=True)}
-            for label, *values, _ in fetched}
+    select = ", ".join(f"{exprs[m]} AS m_{m}" for m in query.metrics)
+    return f"SELECT strftime(day, '%Y-%m-%d') AS label, visits, {select} FROM src WHERE visitors > 0"
