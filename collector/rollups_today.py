@@ -124,11 +124,12 @@ def _step(con, params: dict) -> tuple[int, int, int]:
     tables = {"rl_new": _since("top"), **prep(only="rl_new", below="top", old="old"), **prior(None)}
     _tables(con, tables, params)
     key = {k: params[k] for k in ("site", "day")}
-    parts = []
-    for dim in ALL_DIMS:
-        rows = dim_rows(dim).replace("$dim", f"'{dim}'")
-        parts += [f"SELECT * FROM ({rows}) r({ROW_COLUMNS})", _negated(f"({_prior_of(rows)}) r({ROW_COLUMNS})")]
-    con.execute(f"CREATE OR REPLACE TEMP TABLE rl_delta AS {' UNION ALL '.join(parts)}", key)
+    con.execute("CREATE OR REPLACE TEMP TABLE rl_delta AS SELECT * FROM rollup_partial_days WITH NO DATA")
+    for dim in ALL_DIMS:  # a statement each: DuckDB runs the branches of one UNION at once, in one memory_limit
+        rows = dim_rows(dim)
+        named = {**key, "dim": dim} if dim else key
+        con.execute(f"INSERT INTO rl_delta {rows}", named)
+        con.execute(f"INSERT INTO rl_delta {_negated(f'({_prior_of(rows)}) r({ROW_COLUMNS})')}", named)
     con.execute("CREATE OR REPLACE TEMP TABLE rl_merged AS "
                 + _sums(f"SELECT {ROW_COLUMNS} FROM rollup_partial_days WHERE site = $site AND day = $day "
                         "UNION ALL SELECT * FROM rl_delta"), key)

@@ -41,6 +41,10 @@ EVENT = {"visitors", "visits", "pageviews", "events"}
 VISIT = {"visitors", "visits"}
 DAY = "time:day"  # one bucket per rolled-up day: that day's totals row (visits: begun that day or before)
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# partial rollups are read when their window's events stored since are at most 1/PARTIAL_SHARE of theirs:
+# each card then regroups the new events' visitors' whole day twice (bench/today_reads.py: 140k new events
+# on 2.9M were 0.8x as fast as the raw path with this generator's returning visitors, on 8.9M 1.3x)
+PARTIAL_SHARE = 25
 MAX_RAW_DAYS = 2  # today, and yesterday until the job has rolled it up (its first hour); more: the raw path
 
 _SUMS = """
@@ -96,16 +100,27 @@ def _plan(con, query, period, dim: str, partial: bool = True) -> tuple[list[dt.d
     ready = {day for day, _, _ in fetched}
     missing = [a + dt.timedelta(days=i) for i in range((b - a).days + 1) if a + dt.timedelta(days=i) not in ready]
     with_events = _with_events(con, query, missing)
-    parts = {}
-    if partial and with_events:
-        parts = {day: (below, checked) for day, below, checked in con.execute(
-            "SELECT day, below, checked FROM rollup_partial_status WHERE site = $site AND tz = $tz "
-            "AND version = $version AND list_contains($days::DATE[], day)",
-            {"site": query.site, "tz": query.tz_name, "version": VERSION, "days": with_events}).fetchall()}
+    parts = _partials(con, query, with_events) if partial and with_events else {}
     raw = [day for day in with_events if day not in parts]
     if not fetched and not parts:  # nothing rolled up: the raw path is as cheap
         return None
     return (raw, parts) if len(raw) <= MAX_RAW_DAYS else None
+
+
+def _partials(con, query, days: list[dt.date]) -> dict[dt.date, tuple[int, int]]:
+    """The days' partial rollups worth reading: the events of their window stored since are few beside theirs."""
+    found = con.execute(
+        "SELECT day, below, checked FROM rollup_partial_status WHERE site = $site AND tz = $tz "
+        "AND version = $version AND list_contains($days::DATE[], day)",
+        {"site": query.site, "tz": query.tz_name, "version": VERSION, "days": days}).fetchall()
+    return {day: (below, checked) for day, below, checked in found
+            if _stored_since(con, query, day, below) * PARTIAL_SHARE <= checked}
+
+
+def _stored_since(con, query, day: dt.date, below: int) -> int:
+    window = bounds(day, query.tz_name)
+    return con.execute(today.CHECK.replace("rowid < $old", "rowid >= $old"),
+                       {"site": query.site, "old": below, "yy": window["yy"], "e": window["e"]}).fetchone()[0]
 
 
 def _with_events(con, query, missing: list[dt.date]) -> list[dt.date]:
