@@ -88,7 +88,7 @@ def duckdb_peak(con, run) -> tuple[float, float, float]:
     return ms, peak[0] / 2**20, peak[1] / 2**20
 
 
-def time_cards(con, runs: int, hidden: bool) -> dict[str, tuple[float, float]]:
+def time_cards(con, runs: int, hidden: bool) -> dict[str, tuple[float, float, float]]:
     if hidden:  # as before: no partial rows, so a range of only today takes the raw path
         con.execute("BEGIN")
         con.execute("DELETE FROM rollup_partial_status")

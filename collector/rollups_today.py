@@ -39,6 +39,8 @@ _COUNTS = ROW_COLUMNS.split(", ")[4:]  # visitors .. cont_duration_us
 _WINDOW = ('site = $site AND session_id IS NOT NULL AND "timestamp" >= $yy AND "timestamp" < $e')
 # the events a day's rows read (the day, and the two before it for its ids), stored below $old: the check
 CHECK = f"SELECT count(*) FROM events WHERE rowid < $old AND {_WINDOW}"
+# the window's events stored from $old on: how far behind the store the partial rows are
+STORED_SINCE = f"SELECT count(*) FROM events WHERE rowid >= $old AND {_WINDOW}"
 
 
 def _since(upper: str | None) -> str:

@@ -119,7 +119,7 @@ def _partials(con, query, days: list[dt.date]) -> dict[dt.date, tuple[int, int]]
 
 def _stored_since(con, query, day: dt.date, below: int) -> int:
     window = bounds(day, query.tz_name)
-    return con.execute(today.CHECK.replace("rowid < $old", "rowid >= $old"),
+    return con.execute(today.STORED_SINCE,
                        {"site": query.site, "old": below, "yy": window["yy"], "e": window["e"]}).fetchone()[0]
 
 

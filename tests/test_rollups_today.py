@@ -32,9 +32,8 @@ def partial_days(site: str) -> list[dt.date]:
 
 def store_in_chunks(con, rows: list[dict], chunks: int, refresh_after, last: int = 0) -> None:
     """Stores rows in chunks, the last of them `last` rows if given (the reader adds what came after the step)."""
-    head = len(rows) - last if last else len(rows)
-    cuts = [head * i // (chunks - (1 if last else 0)) for i in range(chunks + (0 if last else 1))]
-    cuts += [len(rows)] if last else []
+    even = chunks - 1 if last else chunks
+    cuts = [(len(rows) - last) * i // even for i in range(even + 1)] + ([len(rows)] if last else [])
     for i in range(chunks):
         con.register("seed", to_arrow(rows[cuts[i]:cuts[i + 1]]))
         con.execute("INSERT INTO events SELECT * FROM seed")
