@@ -41,6 +41,8 @@ _WINDOW = ('site = $site AND session_id IS NOT NULL AND "timestamp" >= $yy AND "
 CHECK = f"SELECT count(*) FROM events WHERE rowid < $old AND {_WINDOW}"
 # the window's events stored from $old on: how far behind the store the partial rows are
 STORED_SINCE = f"SELECT count(*) FROM events WHERE rowid >= $old AND {_WINDOW}"
+# the most of the window's events one transaction of the job moves the rows over (see `refresh`)
+STEP_EVENTS = 50_000
 
 
 def _since(upper: str | None) -> str:
@@ -145,23 +147,48 @@ def _step(con, params: dict) -> tuple[int, int, int]:
     return tuple(p - m for p, m in zip(plus, minus, strict=True))
 
 
-def refresh(con, site: str, day: dt.date, tz_name: str) -> str:
-    """Bring one site-day's partial rollups up to the events stored now, in one transaction: 'current',
-    'stepped' (from the stored row id on) or 'built' (from scratch: none yet, another zone or version, or the
-    check failed)."""
+def refresh(con, site: str, day: dt.date, tz_name: str, most: int | None = None) -> str:
+    """Bring one site-day's partial rollups up to the events stored now: 'current', 'stepped' (from the stored
+    row id on) or 'built' (from scratch: none yet, another zone or version, or the check failed; then stepped).
+
+    In transactions of at most `most` (STEP_EVENTS) of the window's events each: a step's tables grow with
+    its events, so one far behind (after an out-of-memory failure, a restart with a full spool, an import)
+    moves on in bounded steps instead of one that never fits in memory_limit and so never catches up. It
+    stops at the events stored when it began, so storing faster than it steps cannot keep it running."""
+    most = most or STEP_EVENTS
+    hows, end = set(), None
+    while True:
+        how, below, top = _move(con, site, day, tz_name, most, end)
+        hows.add(how)
+        end = top if end is None else end
+        if below >= end:
+            return "built" if "built" in hows else "stepped" if "stepped" in hows else "current"
+
+
+def _target(con, params: dict, old: int, top: int, most: int) -> int:
+    """The row id below which the window's events stored from `old` on are at most `most`, at most `top`."""
+    got = con.execute(f"SELECT rowid FROM events WHERE rowid >= $old AND rowid < $top AND {_WINDOW} "
+                      "ORDER BY rowid LIMIT 1 OFFSET $most",
+                      {**_used(_WINDOW, params), "old": old, "top": top, "most": most}).fetchone()
+    return got[0] if got else top
+
+
+def _move(con, site: str, day: dt.date, tz_name: str, most: int, end: int | None) -> tuple[str, int, int]:
+    """One transaction of `refresh`: (how, the row id the rows are now below, the top it aimed for)."""
     params = {"site": site, "day": day, "tz": tz_name, **bounds(day, tz_name)}
     con.execute("BEGIN")
     try:
-        top = con.execute("SELECT coalesce(max(rowid), -1) + 1 FROM events").fetchone()[0]
+        top = end if end is not None else con.execute("SELECT coalesce(max(rowid), -1) + 1 FROM events").fetchone()[0]
         had = con.execute("SELECT tz, below, checked, version, events, far_ids, entry_split "
                           "FROM rollup_partial_status WHERE site = $site AND day = $day",
                           {"site": site, "day": day}).fetchone()
         valid = (had is not None and had[0] == tz_name and had[3] == VERSION
                  and con.execute(CHECK, _used(CHECK, {**params, "old": had[1]})).fetchone()[0] == had[2])
-        params["top"] = top
-        if valid and had[1] == top:
+        if valid and had[1] >= top:
             con.execute("COMMIT")
-            return "current"
+            return "current", had[1], top
+        target = _target(con, params, had[1] if valid else 0, top, most)
+        params["top"] = target
         quiet = valid and not con.execute(f"SELECT count(*) FROM ({_since('top')})",
                                           _used(_since("top"), {**params, "old": had[1]})).fetchone()[0]
         if quiet:  # nothing of the window stored since: the same rows, below the new row id
@@ -174,17 +201,17 @@ def refresh(con, site: str, day: dt.date, tz_name: str) -> str:
         else:
             counts = _build(con, params)
             how = "built"
-        checked = con.execute(CHECK, _used(CHECK, {**params, "old": top})).fetchone()[0]
+        checked = con.execute(CHECK, _used(CHECK, {**params, "old": target})).fetchone()[0]
         con.execute("DELETE FROM rollup_partial_status WHERE site = $site AND day = $day", {"site": site, "day": day})
         con.execute("INSERT INTO rollup_partial_status (site, day, tz, below, checked, events, far_ids, entry_split, "
                     "version) VALUES ($site, $day, $tz, $top, $checked, $events, $far, $split, $version)",
-                    {"site": site, "day": day, "tz": tz_name, "top": top, "checked": checked, "events": counts[0],
+                    {"site": site, "day": day, "tz": tz_name, "top": target, "checked": checked, "events": counts[0],
                      "far": counts[1], "split": counts[2], "version": VERSION})
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
         raise
-    return how
+    return how, target, top
 
 
 def refresh_pending(con, zone_of: Callable[[str], str], now: dt.datetime | None = None) -> dict[str, int]:

@@ -94,7 +94,12 @@ def used_partials(monkeypatch) -> list[int]:
     return calls
 
 
-def test_stepped_partial_rows_equal_the_finished_day_build(tmp_path):
+@pytest.mark.parametrize("most", [None, 12], ids=["one step per run", "steps of 12 events"])
+def test_stepped_partial_rows_equal_the_finished_day_build(tmp_path, monkeypatch, most):
+    """Also when each run moves on in many bounded transactions (a job far behind the store)."""
+    moves = []
+    real = rollups_today._move
+    monkeypatch.setattr(rollups_today, "_move", lambda *a: moves.append(real(*a)) or moves[-1])
     rows = daily_ids([r for r in generate() if r["site"] in ZONES])
     rows += sessionize(crossing("shop.example", (23, 23, 23)) + crossing("blog.example", (21, 22, 22)))
     random.Random(5).shuffle(rows)
@@ -106,7 +111,7 @@ def test_stepped_partial_rows_equal_the_finished_day_build(tmp_path):
     def refresh_after(_):
         for site, tz in ZONES.items():
             for day in days[site]:
-                rollups_today.refresh(con, site, day, tz)
+                rollups_today.refresh(con, site, day, tz, most)
 
     store_in_chunks(con, rows, 5, refresh_after=refresh_after)
     refresh_after(None)
@@ -119,6 +124,8 @@ def test_stepped_partial_rows_equal_the_finished_day_build(tmp_path):
                     == con.execute("SELECT events, far_ids, entry_split FROM rollup_status WHERE site = $s AND "
                                    "day = $d", {"s": site, "d": day}).fetchall() != [])
     assert rollups_today.refresh(con, "shop.example", days["shop.example"][0], "UTC") == "current"
+    behind = sum(1 for _, below, top in moves if below < top)  # transactions that left some for the next
+    assert (behind > 20) if most else (behind == 0), (behind, len(moves))
     con.close()
 
 
