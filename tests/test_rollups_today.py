@@ -225,3 +225,34 @@ def test_partial_rows_far_behind_the_store_are_left_for_the_raw_path(store, monk
     day = TODAY[site].isoformat()
     check(con, df, site, day, day, monkeypatch, used=False, date_range="day", date=day)
     assert not calls
+
+
+def test_a_run_behind_a_store_that_keeps_growing_stops_at_what_was_stored_when_it_began(own_store, monkeypatch):
+    """Events stored faster than the job steps (after each of its transactions, more of the day's events than
+    it moves over) do not keep one run going: it ends at the row id the store had when it began."""
+    con, _ = own_store
+    site = "shop.example"
+    b = rollups.bounds(TODAY[site], ZONES[site])
+    more = ('INSERT INTO events SELECT * FROM events WHERE site = $s AND "timestamp" >= $d AND "timestamp" < $e '
+            'LIMIT 20')
+    con.execute(more, {"s": site, "d": b["d"], "e": b["e"]})  # stored since the last step
+    top = con.execute("SELECT max(rowid) + 1 FROM events").fetchone()[0]
+    before = con.execute("SELECT below FROM rollup_partial_status WHERE site = $s AND day = $d",
+                         {"s": site, "d": TODAY[site]}).fetchone()[0]
+    assert before < top  # the module's store leaves its last chunk for the reader
+    real, moves = rollups_today._move, []
+
+    def storing_more(*args):
+        moves.append(real(*args))
+        assert len(moves) < 1000, "the run chases the store"
+        con.execute(more, {"s": site, "d": b["d"], "e": b["e"]})
+        return moves[-1]
+
+    monkeypatch.setattr(rollups_today, "_move", storing_more)
+    since = con.execute(rollups_today.STORED_SINCE, {"site": site, "yy": b["yy"], "e": b["e"], "old": before})
+    assert since.fetchone()[0] >= 20
+    assert rollups_today.refresh(con, site, TODAY[site], ZONES[site], 4) == "stepped"
+    assert len(moves) >= 5
+    assert con.execute("SELECT below FROM rollup_partial_status WHERE site = $s AND day = $d",
+                       {"s": site, "d": TODAY[site]}).fetchone()[0] == top
+    assert con.execute("SELECT max(rowid) + 1 FROM events").fetchone()[0] == top + 20 * len(moves)
