@@ -160,17 +160,18 @@ def refresh(con, site: str, day: dt.date, tz_name: str, most: int | None = None)
     while True:
         how, below, top = _move(con, site, day, tz_name, most, end)
         hows.add(how)
-        end = top if end is None else end
+        end = top  # the first move's top; later moves aim for it too
         if below >= end:
             return "built" if "built" in hows else "stepped" if "stepped" in hows else "current"
 
 
-def _target(con, params: dict, old: int, top: int, most: int) -> int:
-    """The row id below which the window's events stored from `old` on are at most `most`, at most `top`."""
-    got = con.execute(f"SELECT rowid FROM events WHERE rowid >= $old AND rowid < $top AND {_WINDOW} "
-                      "ORDER BY rowid LIMIT 1 OFFSET $most",
-                      {**_used(_WINDOW, params), "old": old, "top": top, "most": most}).fetchone()
-    return got[0] if got else top
+def _target(con, params: dict, old: int, top: int, most: int) -> tuple[int, int]:
+    """(the row id below which the window's events stored from `old` on are at most `most`, at most `top`;
+    how many of them there are), in one scan."""
+    n, last = con.execute(f"SELECT count(*), max(rowid) FROM (SELECT rowid FROM events WHERE rowid >= $old AND "
+                          f"rowid < $top AND {_WINDOW} ORDER BY rowid LIMIT $most + 1)",
+                          {**_used(_WINDOW, params), "old": old, "top": top, "most": most}).fetchone()
+    return (last, most) if n > most else (top, n)
 
 
 def _move(con, site: str, day: dt.date, tz_name: str, most: int, end: int | None) -> tuple[str, int, int]:
@@ -187,11 +188,9 @@ def _move(con, site: str, day: dt.date, tz_name: str, most: int, end: int | None
         if valid and had[1] >= top:
             con.execute("COMMIT")
             return "current", had[1], top
-        target = _target(con, params, had[1] if valid else 0, top, most)
+        target, stored = _target(con, params, had[1] if valid else 0, top, most)
         params["top"] = target
-        quiet = valid and not con.execute(f"SELECT count(*) FROM ({_since('top')})",
-                                          _used(_since("top"), {**params, "old": had[1]})).fetchone()[0]
-        if quiet:  # nothing of the window stored since: the same rows, below the new row id
+        if valid and not stored:  # nothing of the window stored since: the same rows, below the new row id
             counts = had[4:]
             how = "current"
         elif valid:
