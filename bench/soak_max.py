@@ -107,8 +107,11 @@ end
 """
 
 
-def script(kind: str, minute: int, rate: float | None = None) -> str:
-    base = {"event": 1, "batch": 2, "pixel": 3}[kind] * 10**14 + minute * 10**12
+RUN = 10**15  # a run on a kept store numbers its seqs above the store's: seq // RUN is the run
+
+
+def script(kind: str, minute: int, rate: float | None = None, run: int = 0) -> str:
+    base = run * RUN + {"event": 1, "batch": 2, "pixel": 3}[kind] * 10**14 + minute * 10**12
     text = COMMON % {"uas": ",".join(json.dumps(u.format(v=100 + i)) for i, u in enumerate(UAS * 3)),
                      "refs": ",".join(json.dumps(r) for r in REFERRERS),
                      "paths": ",".join(json.dumps(p) for p in PATHS), "base": base}
@@ -128,11 +131,12 @@ def parse(out: str) -> dict:
             "p50": ms("50%")}
 
 
-def minute(url: str, n: int, seconds: int, connections: dict, folder: Path, rate: float | None = None) -> dict:
+def minute(url: str, n: int, seconds: int, connections: dict, folder: Path, rate: float | None = None,
+           run: int = 0) -> dict:
     procs = {}
     for kind, conns in connections.items():
         path = folder / f"{kind}-{n}.lua"
-        path.write_text(script(kind, n, rate))
+        path.write_text(script(kind, n, rate, run))
         procs[kind] = subprocess.Popen(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", str(path),
                                         url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     return {kind: parse(p.communicate()[0]) for kind, p in procs.items()}
@@ -197,6 +201,15 @@ def accepted(url: str) -> int:
     return int(sum(float(v) for v in re.findall(r"^strana_events_accepted_total\{[^}]*\} ([\d.e+]+)$", text, re.M)))
 
 
+def stored_before(data_dir: Path) -> tuple[int, int]:
+    """(events stored, the run number for the next run's seqs) of a stopped server's store."""
+    import duckdb
+
+    with duckdb.connect(str(data_dir / "strana.duckdb"), read_only=True) as db:
+        n, top = db.execute("SELECT count(*), max(TRY_CAST(props['seq'] AS BIGINT)) FROM events").fetchone()
+    return n, (top or 0) // RUN + 1
+
+
 def slope_mb_per_min(samples: list[tuple[float, float]], after_s: float = 120) -> float:
     pts = [(t / 60, rss) for t, rss in samples if t >= after_s]
     if len(pts) < 2:
@@ -217,12 +230,23 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=60, help="length of a 'minute' (shorter for a quick try)")
     ap.add_argument("--warm-up", type=int, default=2, metavar="MINUTES",
                     help="minutes left out of the RSS slopes (caches filling: visits, DuckDB's buffer, heap)")
+    ap.add_argument("--from-store", type=Path, metavar="DATA_DIR",
+                    help="start on a copy of this data directory (one kept by --keep): a server mid-day, with "
+                         "today's events already stored, instead of an empty one")
+    ap.add_argument("--keep", type=Path, metavar="DATA_DIR", help="move the data directory here at the end")
     ap.add_argument("--env", action="append", default=[], metavar="STRANA_X__Y=value",
                     help="a setting for the server, e.g. STRANA_SINK__MEMORY_LIMIT=256MB (repeatable)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install -y wrk")
     folder = Path(tempfile.mkdtemp(prefix="strana-soakmax-"))
+    before, run = 0, 0
+    if args.from_store:
+        if not (args.from_store / "strana.duckdb").exists():
+            raise SystemExit(f"--from-store {args.from_store}: no strana.duckdb there (keep one with --keep DIR)")
+        shutil.copytree(args.from_store, folder / "data")
+        before, run = stored_before(folder / "data")
+        print(f"starting on a copy of {args.from_store}: {before:,} events stored; this is run {run}", flush=True)
     env = {"STRANA_SERVER__TRUSTED_PROXIES": "127.0.0.1", "STRANA_SERVER__LOG_LEVEL": "warning",
            **dict(item.split("=", 1) for item in args.env)}
     server = Server(folder / "data", env=env).start()
@@ -242,7 +266,7 @@ def main() -> None:
               f"{'malloc':>7} {'m free':>7} {'py Mblk':>7} {'DuckDB top (MB)':>16}",
               flush=True)
         for n in range(args.minutes):
-            r = minute(server.url, n, args.seconds, connections, folder, args.rate)
+            r = minute(server.url, n, args.seconds, connections, folder, args.rate, run)
             rows.append(r)
             rss = samples[-1][1] if samples else float("nan")
             last, nan = (inside[-1] if inside else {}), float("nan")
@@ -262,11 +286,13 @@ def main() -> None:
     finally:
         stop.set()
         server.stop()
-    counts = server.counts()
-    import duckdb
-
-    with duckdb.connect(str(server.data_dir / "strana.duckdb"), read_only=True) as db:
-        stored = db.execute("SELECT count(*) FROM events").fetchone()[0]
+    counts = {seq: n for seq, n in server.counts().items() if seq // RUN == run}
+    stored = stored_before(server.data_dir)[0] - before
+    if args.keep:
+        shutil.rmtree(args.keep, ignore_errors=True)
+        shutil.move(server.data_dir, args.keep)
+        print(f"data directory kept in {args.keep} (start the next run on it with --from-store {args.keep})")
+    shutil.rmtree(folder, ignore_errors=True)
     pixels = sum(r["pixel"]["ok"] for r in rows)
     tagged_ok = sum(r["event"]["ok"] + r["batch"]["ok"] * 10 for r in rows)
     stored_tagged = sum(counts.values())
@@ -276,7 +302,8 @@ def main() -> None:
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wrk shares them)")
     print(f"ingest over {args.minutes} min: {tagged_ok:,} tagged events answered 2xx as wrk counted them "
           f"({tagged_ok / (args.seconds * args.minutes):.0f}/s) + {pixels:,} pixel hits")
-    print(f"accepted by the server (strana_events_accepted_total, all ways in): {acked:,}; rows stored: {stored:,} "
+    print(f"accepted by the server (strana_events_accepted_total, all ways in): {acked:,}; rows stored"
+          f"{' by this run' if before else ''}: {stored:,} "
           f"(lost: {max(0, acked - stored)}); tagged rows stored: "
           f"{stored_tagged:,} (distinct seqs {len(counts):,}); doubled seqs: {doubled}; "
           f"tagged answered 2xx but not stored: {max(0, tagged_ok - len(counts))}")
