@@ -71,10 +71,11 @@ def prep(dim: str | None = None, *, only: str | None = None, below: str | None =
     where = f"FROM events WHERE {stored}site = $site AND session_id IS NOT NULL AND \"timestamp\" "
     exits = [c for c in values if c in EXIT_DIMS.values()]
     today = f"{where}>= $d AND \"timestamp\" < $e"
-    if only:  # the day's events of those ids, scanned once: the ids are read off them
-        ids = {"rl_today": f"SELECT {cols}, true AS today {today} AND visitor_id IN (SELECT vid FROM {only})",
-               "rl_ids": "SELECT DISTINCT vid FROM rl_today"}
-        day_part = "SELECT * FROM rl_today"
+    if only:  # those of the ids with events today, off the id column alone; rl_ev then reads their events
+        # Not a wide copy of their events that rl_ev would copy again: the builder's temp tables are uncompressed,
+        # and that copy was the largest of a step's tables (the day's events of the ids, every column).
+        ids = {"rl_ids": f"SELECT DISTINCT visitor_id AS vid {today} AND visitor_id IN (SELECT vid FROM {only})"}
+        day_part = f"SELECT {cols}, true AS today {today} AND visitor_id IN (SELECT vid FROM rl_ids)"
     else:
         ids = {"rl_ids": f"SELECT DISTINCT visitor_id AS vid {today}"}
         day_part = f"SELECT {cols}, true AS today {today}"
