@@ -75,7 +75,7 @@ class Worker:
         self.recent.add_all(reversed(self.sink.recent_client_ids()))
         for _, step in self.chain.steps:
             if hasattr(step, "seed"):
-                step.seed(self.sink.recent_sessions())
+                step.seed(self.sink.recent_sessions(limit=step.max_visitors))
 
     async def run(self) -> None:
         async for delivery in self.bus.deliveries():

@@ -172,6 +172,15 @@ def test_session_table_is_bounded():
     assert TIMEOUT_US == 30 * MIN
 
 
+def test_reloaded_visits_keep_the_bound_and_the_latest_seen():
+    step = PutSession(max_visitors=2)
+    # (visitor, session, first, last, events, interactions), in no particular order
+    step.seed([(1, 11, 0, 20 * MIN, 3, 2), (2, 22, 0, 5 * MIN, 1, 1), (3, 33, 0, 10 * MIN, 2, 1)])
+    assert list(step.active) == [3, 1]  # visitor 2 was seen longest ago; dict order is least recently seen first
+    assert session_of(step, 3, 30) == 33 and session_of(step, 2, 30) != 22
+    assert list(step.active) == [3, 2]  # the table still holds 2: visitor 1, now the least recently seen, went
+
+
 # ---- client address
 
 

@@ -53,14 +53,21 @@ class PutSession:
 
     def seed(self, rows) -> None:
         """Restore active visits after a restart: (visitor_id, session_id, last ts µs) or
-        (visitor_id, session_id, first ts µs, last ts µs, events, interactions)."""
+        (visitor_id, session_id, first ts µs, last ts µs, events, interactions).
+
+        The table's bound holds here too: the latest `max_visitors` visits are kept, inserted oldest first so
+        that dict order is least-recently-seen order, as `many` leaves it."""
+        full = []
         for row in rows:
             if len(row) == 3:
                 visitor, session, last = row
                 row = (visitor, session, last, last, 1, 1)
-            visitor, session, first, last, n, k = row
-            if visitor is not None and session is not None and first is not None and last is not None:
-                self.active[visitor] = _pack(session, first, last, n or 1, k or 0)
+            if None not in row[:4]:
+                full.append(row)
+        full.sort(key=lambda row: row[3])
+        for visitor, session, first, last, n, k in full[-self.max_visitors:]:
+            self.active.pop(visitor, None)
+            self.active[visitor] = _pack(session, first, last, n or 1, k or 0)
 
     def many(self, hits: list[Hit]) -> tuple:
         """The batch form (collector/pipeline.py): `__call__` on each hit in order, as one loop with the table

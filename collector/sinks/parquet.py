@@ -151,14 +151,16 @@ class ParquetSink:
             con.close()
         return [r[0].bytes for r in rows]
 
-    def recent_sessions(self, minutes: int = 30) -> list[tuple[int, int, int]]:
+    def recent_sessions(self, minutes: int = 30, limit: int = 500_000) -> list[tuple[int, int, int]]:
+        """At most `limit` visitors, the latest seen, oldest first (collector/sinks/duckdb.py says why)."""
         con = self.reader()
         try:
             return con.execute(
-                "SELECT visitor_id, arg_max(session_id, timestamp), epoch_us(max(timestamp)) FROM events "
-                "WHERE timestamp > now() - to_minutes(?) AND visitor_id IS NOT NULL GROUP BY visitor_id",
-                [minutes],
-            ).fetchall()
+                "SELECT visitor_id, arg_max(session_id, timestamp), epoch_us(max(timestamp)) AS last FROM events "
+                "WHERE timestamp > now() - to_minutes(?) AND visitor_id IS NOT NULL GROUP BY visitor_id "
+                "ORDER BY last DESC LIMIT ?",
+                [minutes, limit],
+            ).fetchall()[::-1]
         finally:
             con.close()
 
