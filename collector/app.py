@@ -35,7 +35,7 @@ from collector.bus.memory import MemoryBus
 from collector.edge import Edge
 from collector.enhancers import consumer_chain, edge_chain
 from collector.heap import heap_info, release_file_pages, trim_heap
-from collector.jobs import start_scheduler
+from collector.jobs import start_scheduler, stop_jobs
 from collector.ratelimit import site_limiter, wrap_routes
 from collector.retention import RetentionPolicy
 from collector.rsgi import AsgiOverRsgi
@@ -111,6 +111,7 @@ class Runtime:
     replayer: Replayer | None = None
     tasks: list = field(default_factory=list)
     scheduler: object = None
+    jobs_running: set = field(default_factory=set)  # threads of scheduled jobs (collector/jobs.py in_thread)
 
     def sample_memory(self) -> None:
         """Set the memory gauges (/metrics): DuckDB's own count, put_session's table size, and the heap: Python's
@@ -229,7 +230,7 @@ class Runtime:
                 return
             self.worker.close()
             self.sites.close()
-            self.sink.close()
+            await stop_jobs(self.jobs_running, self.sink.close)
             if self._state is not None:
                 self._state.close()
         except BaseException:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -84,9 +85,41 @@ def job_table(runtime) -> list[tuple[str, object, callable, tuple]]:
     return jobs
 
 
+def in_thread(func, running: set):
+    """func as a coroutine job that runs it in a lowered thread. The scheduler's shutdown cancels a job
+    without waiting for its thread (and logs the cancel as the job's error); here the thread is left in
+    `running` instead, for `stop_jobs` to end."""
+    async def job(*args):
+        thread = asyncio.get_running_loop().run_in_executor(None, lowered(func), *args)
+        running.add(thread)
+        thread.add_done_callback(running.discard)
+        try:
+            await asyncio.shield(thread)
+        except asyncio.CancelledError:  # the scheduler's shutdown; stop_jobs has the thread
+            pass
+
+    job.__name__ = func.__name__ if hasattr(func, "__name__") else type(func).__name__
+    return job
+
+
 def start_scheduler(runtime) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone="UTC")
     for name, trigger, func, args in job_table(runtime):
-        scheduler.add_job(lowered(func), trigger, args=args, id=name, name=name, misfire_grace_time=3600, coalesce=True)
+        scheduler.add_job(in_thread(func, runtime.jobs_running), trigger, args=args, id=name, name=name,
+                          misfire_grace_time=3600, coalesce=True)
     scheduler.start()
     return scheduler
+
+
+async def stop_jobs(running: set, close_store, timeout: float = 60.0) -> None:
+    """On shutdown: close the store, which interrupts what a job still runs on it (an uncommitted step rolls
+    back; every job is resumable), then wait for the jobs' threads. What they raised then is the shutdown's
+    doing, said in one line, not a traceback."""
+    threads = list(running)
+    close_store()
+    if not threads:
+        return
+    done, pending = await asyncio.wait(threads, timeout=timeout)
+    stopped = sum(1 for t in done if t.exception() is not None)
+    log.info("jobs: %d running at shutdown; %d stopped mid-run (they resume on the next start), %d still running",
+             len(threads), stopped, len(pending))

@@ -13,6 +13,7 @@ import os
 import threading
 import time
 import uuid
+import weakref
 from pathlib import Path
 
 import duckdb
@@ -81,13 +82,16 @@ class DuckDBSink:
         self.con = run_lowered(self._opener)
         self.invalid = False  # a write met DuckDB's fatal state: reopen() before writing again
         self._lock = threading.Lock()  # no reader is handed out of a connection being closed
+        self._readers: weakref.WeakSet = weakref.WeakSet()  # what close() must stop: a job may be mid-step
         if not read_only:
             migrate.apply(self.con)
 
     def reader(self) -> duckdb.DuckDBPyConnection:
         """A connection for queries from another thread of this process."""
         with self._lock:
-            return self.con.cursor()
+            cursor = self.con.cursor()
+            self._readers.add(cursor)
+            return cursor
 
     def reopen(self, timeout: float = 60.0) -> None:
         """Close the database and open it again, as a restart would: what was committed comes back from the
@@ -203,8 +207,29 @@ class DuckDBSink:
             self.invalid = self.invalid or invalidated(exc)
             raise
 
-    def close(self) -> None:
-        try:
-            self.con.execute("CHECKPOINT")
-        finally:
-            self.con.close()
+    def close(self, timeout: float = 30.0) -> None:
+        """Checkpoint and close, on shutdown. A scheduled job may still be running in its thread (the
+        scheduler does not wait for one; a today_rollups run can take tens of seconds), and DuckDB refuses to
+        close under a running query, which exited `strana serve` with a traceback and no checkpoint after a
+        SIGTERM: its queries are interrupted and its cursors closed first (an uncommitted step rolls back; the
+        job is resumable)."""
+        with self._lock:
+            deadline = time.monotonic() + timeout
+            while True:
+                for cursor in list(self._readers):
+                    try:
+                        cursor.interrupt()
+                    except duckdb.Error:  # closed by its user already
+                        pass
+                    try:
+                        cursor.close()
+                    except duckdb.Error:  # busy: its query ends at the interrupt; next round
+                        continue
+                    self._readers.discard(cursor)
+                if not self._readers or time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
+            try:
+                self.con.execute("CHECKPOINT")
+            finally:
+                self.con.close()
