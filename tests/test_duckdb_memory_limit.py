@@ -10,6 +10,16 @@ from collector.settings import SettingsError, load
 from collector.sinks.duckdb import DuckDBSink, query_threads
 
 
+def store_with(make_server, tmp_path, insert: str):
+    """A data directory whose store has every migration applied, then `insert` run on it."""
+    data = tmp_path / "data"
+    make_server(data_dir=data, start=False).start().stop()
+    con = duckdb.connect(str(data / "strana.duckdb"))
+    con.execute(insert)
+    con.close()
+    return data
+
+
 def test_the_default_bounds_duckdb(tmp_path):
     limit = load().sink.memory_limit
     sink = DuckDBSink(tmp_path / "strana.duckdb", memory_limit=limit)
@@ -50,14 +60,10 @@ def test_negative_threads_are_named():
 
 
 def test_a_report_over_the_memory_limit_is_a_503_that_says_what_to_change(make_server, tmp_path):
-    data = tmp_path / "data"
-    server = make_server(data_dir=data, start=False)
-    server.start().stop()  # an empty store with every migration applied
-    con = duckdb.connect(str(data / "strana.duckdb"))
-    con.execute("""INSERT INTO events (event_id, site, name, "timestamp", received_at, via, visitor_id)
+    data = store_with(make_server, tmp_path, """
+                   INSERT INTO events (event_id, site, name, "timestamp", received_at, via, visitor_id)
                    SELECT uuid(), 'big.example', 'pageview', now(), now(), 'batch', (hash(i) >> 1)::UBIGINT
                    FROM range(1500000) t(i)""")  # 1.5M visitors today
-    con.close()
     # counted over SELECT DISTINCT, they fit 32MB (count(DISTINCT) needed more: reports/aggregate.py)
     fits = make_server(data_dir=data, env={"STRANA_SINK__MEMORY_LIMIT": "32MB", "STRANA_SINK__THREADS": "1"})
     with fits.client() as c:
@@ -77,16 +83,12 @@ def test_a_report_over_the_memory_limit_is_a_503_that_says_what_to_change(make_s
 def test_a_restart_with_more_open_visits_than_memory_limit_holds_still_starts(make_server, tmp_path):
     """Start-up reloads the last 30 minutes' visits (put_session goes on counting them); 1.5M of them did not
     fit 32MB, and the server exited before serving. Now it reloads a shorter window, says so, and serves."""
-    data = tmp_path / "data"
-    server = make_server(data_dir=data, start=False)
-    server.start().stop()
-    con = duckdb.connect(str(data / "strana.duckdb"))
-    con.execute("""INSERT INTO events (event_id, site, name, "timestamp", received_at, via, visitor_id, session_id,
+    data = store_with(make_server, tmp_path, """
+                   INSERT INTO events (event_id, site, name, "timestamp", received_at, via, visitor_id, session_id,
                                        visit_seq, interactive)
                    SELECT uuid(), 'big.example', 'pageview', now(), now(), 'batch', (hash(i) >> 1)::UBIGINT,
                           (hash(i) >> 2)::UBIGINT, 1, true
                    FROM range(1500000) t(i)""")
-    con.close()
     small = make_server(data_dir=data, env={"STRANA_SINK__MEMORY_LIMIT": "32MB", "STRANA_SINK__THREADS": "1"})
     with small.client() as c:
         assert c.post("/api/event", json={"n": "pageview", "u": "https://big.example/", "d": "big.example"},
@@ -102,16 +104,12 @@ def test_a_restart_reloads_no_more_open_visits_than_the_visit_table_holds(make_s
     """The half hour before a restart had more visitors than put_session's table holds (500,000). Start-up
     reloaded every one of them, so a flat-out soak's 8.6M took 2.3 GB and 24 s before serving
     (bench/soak_max.py --from-store); now it reloads the latest 500,000 and the table starts full, not over."""
-    data = tmp_path / "data"
-    server = make_server(data_dir=data, start=False)
-    server.start().stop()
-    con = duckdb.connect(str(data / "strana.duckdb"))
-    con.execute("""INSERT INTO events (event_id, site, name, "timestamp", received_at, via, visitor_id, session_id,
+    data = store_with(make_server, tmp_path, """
+                   INSERT INTO events (event_id, site, name, "timestamp", received_at, via, visitor_id, session_id,
                                        visit_seq, interactive)
                    SELECT uuid(), 'busy.example', 'pageview', now() - to_milliseconds(600000 - i), now(), 'batch',
                           i + 1, i + 1, 1, true
                    FROM range(600000) t(i)""")
-    con.close()
     restarted = make_server(data_dir=data)
     with restarted.client() as c:
         metrics = c.get("/metrics").text
