@@ -253,3 +253,34 @@ def test_a_spare_that_cannot_be_made_leaves_nothing_and_writes_go_on(tmp_path, m
     spool.write(batch(3, 2), {})
     spool.close()
     assert count(tmp_path / "s.duckdb") == 5
+
+
+def test_a_checkpoint_busy_with_another_write_keeps_the_segments_and_is_no_warning(tmp_path, caplog):
+    """A today_rollups step holds a write transaction; the loader's checkpoint then fails. That is routine under
+    load: the loaded segments stay until a later checkpoint, and the log says so at info, not as a warning."""
+    sink = DuckDBSink(tmp_path / "s.duckdb")
+    spool = SpoolingSink(sink, tmp_path / "spool", segment_bytes=2000)
+    spool.recover()
+    sink.con.execute("INSERT INTO drops VALUES ('example.com', DATE '2026-12-01', 'step', 1)")
+    job = sink.reader()
+    job.execute("BEGIN")
+    job.execute("UPDATE drops SET site = site")  # held open: an update, as a step's MERGE makes, blocks CHECKPOINT
+    with caplog.at_level("INFO", logger="strana.spool"):
+        for i in range(6):
+            spool.write(batch(5, i * 5), {})
+        assert spool.wait_loaded(10)
+        deadline = time.monotonic() + 10  # the loader drops segments after it has loaded them
+        while not (busy := [r for r in caplog.records if "checkpoint failed" in r.getMessage()]):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+    assert busy and {r.levelname for r in busy} == {"INFO"}
+    assert len(list((tmp_path / "spool").glob("*.log"))) > 2  # kept while the checkpoint cannot run
+    job.execute("COMMIT")
+    spool._drop_retry_at = 0  # the loader waits 5 s after a failed checkpoint before it tries again
+    for i in range(3):
+        spool.write(batch(5, 30 + i * 5), {})
+    assert spool.wait_loaded(10)
+    assert wait_for_segments(tmp_path / "spool", 2) <= 2  # a later load's checkpoint deletes them
+    spool.close()
+    assert count(tmp_path / "s.duckdb") == 45
