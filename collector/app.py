@@ -230,7 +230,8 @@ class Runtime:
                 return
             self.worker.close()
             self.sites.close()
-            await stop_jobs(self.jobs_running, self.sink.close)
+            self.sink.close()  # interrupts a job still running on it
+            await stop_jobs(self.jobs_running)
             if self._state is not None:
                 self._state.close()
         except BaseException:

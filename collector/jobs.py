@@ -98,7 +98,6 @@ def in_thread(func, running: set):
         except asyncio.CancelledError:  # the scheduler's shutdown; stop_jobs has the thread
             pass
 
-    job.__name__ = func.__name__ if hasattr(func, "__name__") else type(func).__name__
     return job
 
 
@@ -111,12 +110,11 @@ def start_scheduler(runtime) -> AsyncIOScheduler:
     return scheduler
 
 
-async def stop_jobs(running: set, close_store, timeout: float = 60.0) -> None:
-    """On shutdown: close the store, which interrupts what a job still runs on it (an uncommitted step rolls
-    back; every job is resumable), then wait for the jobs' threads. What they raised then is the shutdown's
+async def stop_jobs(running: set, timeout: float = 60.0) -> None:
+    """On shutdown, once the store is closed (which interrupts what a job still runs on it: an uncommitted step
+    rolls back; every job is resumable): wait for the jobs' threads. What they raised then is the shutdown's
     doing, said in one line, not a traceback."""
     threads = list(running)
-    close_store()
     if not threads:
         return
     done, pending = await asyncio.wait(threads, timeout=timeout)

@@ -152,7 +152,7 @@ class ParquetSink:
         return [r[0].bytes for r in rows]
 
     def recent_sessions(self, minutes: int = 30, limit: int = 500_000) -> list[tuple[int, int, int]]:
-        """At most `limit` visitors, the latest seen, oldest first (collector/sinks/duckdb.py says why)."""
+        """At most `limit` visitors, the latest seen (collector/sinks/duckdb.py says why)."""
         con = self.reader()
         try:
             return con.execute(
@@ -160,7 +160,7 @@ class ParquetSink:
                 "WHERE timestamp > now() - to_minutes(?) AND visitor_id IS NOT NULL GROUP BY visitor_id "
                 "ORDER BY last DESC LIMIT ?",
                 [minutes, limit],
-            ).fetchall()[::-1]
+            ).fetchall()
         finally:
             con.close()
 
